@@ -1,0 +1,88 @@
+"""The one mapping from aftercare errors to gRPC status codes, applied by an interceptor.
+
+Servicers raise domain errors (server/errors.py) and never call `context.abort`
+themselves. A known error becomes its status code with its (client-safe) message;
+anything else becomes INTERNAL with a request id that is logged with the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from server.errors import AftercareError
+
+log = logging.getLogger(__name__)
+
+# Overload answers carry a retry hint (gRPC clients may use it for backoff).
+_RETRY_CODES = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE}
+
+
+def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, AftercareError):
+        return grpc.StatusCode[exc.code_name], str(exc) or exc.__class__.__name__
+    request_id = uuid.uuid4().hex[:16]
+    log.error("unhandled error, request id %s", request_id, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
+
+
+async def _abort(context: aio.ServicerContext, exc: BaseException) -> None:
+    code, message = status_of(exc)
+    if code in _RETRY_CODES:
+        context.set_trailing_metadata((("retry-after-ms", "100"),))
+    await context.abort(code, message)
+
+
+def _wrap_unary(fn: Callable[[Any, aio.ServicerContext], Awaitable[Any]]) -> Any:
+    async def handler(request: Any, context: aio.ServicerContext) -> Any:
+        try:
+            return await fn(request, context)
+        except (asyncio.CancelledError, aio.AbortError):
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    return handler
+
+
+def _wrap_stream(fn: Callable[[Any, aio.ServicerContext], AsyncIterator[Any]]) -> Any:
+    async def handler(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in fn(request, context):
+                yield item
+        except (asyncio.CancelledError, aio.AbortError):
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    return handler
+
+
+class ErrorInterceptor(aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

@@ -1,0 +1,123 @@
+"""The one startup function: read config, build every component, wire, start, stop.
+
+Order on start: bind the port with health NOT_SERVING, load and warm the models (and
+compile the kernels) off the event loop, then report SERVING. Order on stop: health
+NOT_SERVING, `server.stop(grace)` lets in-flight calls finish, drain the batchers,
+close sessions and stores, stop the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from aftercare.v1 import support_pb2, support_pb2_grpc
+from models.repository import ModelRepository
+from server.api.errors import ErrorInterceptor
+from server.api.support import SupportServicer
+from server.config import Config
+from server.inference.encoder import EncoderModel
+from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
+from server.inference.service import InferenceService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (support_pb2.DESCRIPTOR.services_by_name["Support"].full_name,)
+
+
+class App:
+    """A built server: call `start()`, then `stop()`; `port` is the bound port."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.executor = ThreadPoolExecutor(
+            max_workers=config.executor_threads, thread_name_prefix="aftercare-cpu"
+        )
+        self.registry = ModelRegistry()
+        self.inference = InferenceService(self.registry, config.models)
+        self.health = HealthServicer()
+        self.server = aio.server(
+            interceptors=[ErrorInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", config.server.max_message_bytes),
+                ("grpc.max_send_message_length", config.server.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        support_pb2_grpc.add_SupportServicer_to_server(
+            SupportServicer(self.inference), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        if config.server.reflection:
+            reflection.enable_server_reflection(
+                (*SERVICE_NAMES, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name[
+                    "Health"].full_name),
+                self.server,
+            )
+        self.port = self.server.add_insecure_port(f"{config.server.host}:{config.server.port}")
+        self._stopped = asyncio.Event()
+
+    async def _set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    def _load_encoder(self, role: str) -> EncoderModel:
+        cfg = self.config.models
+        repo = ModelRepository(Path(cfg.repository))
+        name, version = (
+            (cfg.classifier, cfg.classifier_version)
+            if role == CLASSIFIER
+            else (cfg.embedder, cfg.embedder_version)
+        )
+        mv = repo.get(name, version) if version else repo.latest(name)
+        if cfg.verify_checksums:
+            mv.verify()
+        batcher = (
+            self.config.classifier_batcher if role == CLASSIFIER else self.config.embedder_batcher
+        )
+        outputs = ["probabilities"] if role == CLASSIFIER else ["embedding"]
+        model = EncoderModel(mv, cfg, batcher, self.executor, outputs)
+        model.warm_up()
+        return model
+
+    async def start(self) -> None:
+        await self._set_serving(False)
+        await self.server.start()
+        log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
+        loop = asyncio.get_running_loop()
+        for role in (CLASSIFIER, EMBEDDER):
+            model = await loop.run_in_executor(self.executor, self._load_encoder, role)
+            self.registry.activate(role, model)
+            log.info("%s: %s on %s", role, model.model_version, model.providers)
+        await self._set_serving(True)
+        log.info("aftercare serving on port %d", self.port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        await self._set_serving(False)
+        await self.server.stop(self.config.server.grace_s if grace is None else grace)
+        await self.registry.close()
+        self.executor.shutdown(wait=True)
+        log.info("aftercare stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+        await self.server.wait_for_termination()
+
+
+def build_app(config: Config) -> App:
+    return App(config)

@@ -1,0 +1,76 @@
+"""The one exception hierarchy of aftercare.
+
+Every error a layer raises on purpose is an `AftercareError`; the API edge maps the
+class to a gRPC status code through `STATUS_BY_ERROR` (see server/api/errors.py).
+Messages of these errors are written for the caller and are safe to send. Anything
+that is not an `AftercareError` is a bug: the edge answers INTERNAL with a request id
+and logs the traceback, never the exception text.
+"""
+
+from __future__ import annotations
+
+
+class AftercareError(Exception):
+    """Base class: a failure with a message that is safe to show a client."""
+
+    code_name = "INTERNAL"
+
+
+class InvalidInput(AftercareError):
+    """The request is malformed: empty text, oversized input, bad field values."""
+
+    code_name = "INVALID_ARGUMENT"
+
+
+class NotFound(AftercareError):
+    """A named thing (model, customer, product, decision, handoff) does not exist."""
+
+    code_name = "NOT_FOUND"
+
+
+class Conflict(AftercareError):
+    """The thing exists but is not in a state that allows the operation."""
+
+    code_name = "FAILED_PRECONDITION"
+
+
+class Overloaded(AftercareError):
+    """A bounded queue is full; the client should back off and retry."""
+
+    code_name = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(AftercareError):
+    """The server is starting, draining or a backend is down; retry elsewhere or later."""
+
+    code_name = "UNAVAILABLE"
+
+
+class DeadlineExceeded(AftercareError):
+    """The caller's deadline passed before the work could run."""
+
+    code_name = "DEADLINE_EXCEEDED"
+
+
+class PermissionDenied(AftercareError):
+    """The caller is known but its role does not allow the operation."""
+
+    code_name = "PERMISSION_DENIED"
+
+
+class Unauthenticated(AftercareError):
+    """The caller did not present valid credentials."""
+
+    code_name = "UNAUTHENTICATED"
+
+
+class DataError(AftercareError):
+    """Input data (a shop directory, a training CSV) cannot be used as a whole."""
+
+    code_name = "INVALID_ARGUMENT"
+
+
+class ModelBuildError(AftercareError):
+    """A model build failed a validation gate (e.g. int8 cosine below the floor)."""
+
+    code_name = "INTERNAL"

@@ -1,0 +1,198 @@
+"""Dynamic micro-batcher: one background task per model that groups concurrent requests.
+
+A batch is released when `max_batch_size` items wait, when the oldest has waited
+`max_queue_delay`, or (with `idle_dispatch`) at once when no batch is running, since
+waiting only pays off while the model is busy. The queue is bounded: overflow is an
+`Overloaded` error (RESOURCE_EXHAUSTED). Items whose caller went away (cancelled
+future) or whose deadline passed are dropped before the batch runs. The batch
+function runs in an executor so the event loop stays free; it returns one result
+(or one exception instance) per item, and a whole-batch exception reaches every caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from server.errors import DeadlineExceeded, Overloaded, Unavailable
+
+log = logging.getLogger(__name__)
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+BatchFn = Callable[[list[In]], Sequence["Out | BaseException"]]
+
+
+@dataclass(slots=True)
+class _Pending(Generic[In, Out]):
+    item: In
+    future: asyncio.Future[Out]
+    enqueued: float
+    deadline: float | None  # monotonic seconds
+
+
+@dataclass(slots=True)
+class BatcherStats:
+    batches: int = 0
+    items: int = 0
+    dropped_cancelled: int = 0
+    dropped_deadline: int = 0
+    rejected_overflow: int = 0
+    batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+class Batcher(Generic[In, Out]):
+    """Groups `submit()` calls into batches for `run_batch`, one batch at a time per slot."""
+
+    def __init__(
+        self,
+        name: str,
+        run_batch: BatchFn[In, Out],
+        *,
+        max_batch_size: int = 32,
+        max_queue_delay_s: float = 0.002,
+        max_queue_size: int = 2048,
+        idle_dispatch: bool = True,
+        concurrency: int = 1,
+        executor: Executor | None = None,
+    ) -> None:
+        if max_batch_size < 1 or max_queue_size < 1 or concurrency < 1:
+            raise ValueError("max_batch_size, max_queue_size and concurrency must be >= 1")
+        self.name = name
+        self._run_batch = run_batch
+        self._max_batch = max_batch_size
+        self._max_delay = max(0.0, max_queue_delay_s)
+        self._max_queue = max_queue_size
+        self._idle_dispatch = idle_dispatch
+        self._executor = executor
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._running = 0
+        self._pending: collections.deque[_Pending[In, Out]] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self.stats = BatcherStats()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"batcher:{self.name}"
+            )
+
+    async def close(self) -> None:
+        """Stop accepting, run everything already queued, then stop the loop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    # -- submission ------------------------------------------------------------------
+    async def submit(self, item: In, deadline: float | None = None) -> Out:
+        """Queue one item and wait for its result. `deadline` is time.monotonic() based."""
+        if self._closing or self._task is None:
+            raise Unavailable(f"model {self.name} is not accepting requests")
+        if len(self._pending) >= self._max_queue:
+            self.stats.rejected_overflow += 1
+            raise Overloaded(f"model {self.name} queue is full ({self._max_queue}); retry later")
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(item, future, time.monotonic(), deadline))
+        self._wakeup.set()
+        return await future
+
+    # -- the loop --------------------------------------------------------------------
+    def _ready(self, now: float) -> bool:
+        if len(self._pending) >= self._max_batch:
+            return True
+        if self._idle_dispatch and self._running == 0:
+            return True
+        return now - self._pending[0].enqueued >= self._max_delay
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._slots.acquire()
+            # Wait for a full batch or the oldest item's delay, whichever is first.
+            while self._pending and not self._closing and not self._ready(time.monotonic()):
+                remaining = self._pending[0].enqueued + self._max_delay - time.monotonic()
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=max(remaining, 0.0))
+                except TimeoutError:
+                    break
+            batch = self._take()
+            if not batch:
+                self._slots.release()
+                continue
+            self._running += 1
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    def _take(self) -> list[_Pending[In, Out]]:
+        now = time.monotonic()
+        batch: list[_Pending[In, Out]] = []
+        while self._pending and len(batch) < self._max_batch:
+            p = self._pending.popleft()
+            if p.future.done():  # the caller went away (cancelled)
+                self.stats.dropped_cancelled += 1
+                continue
+            if p.deadline is not None and now >= p.deadline:
+                self.stats.dropped_deadline += 1
+                p.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+                continue
+            batch.append(p)
+        return batch
+
+    async def _execute(self, batch: list[_Pending[In, Out]]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            items = [p.item for p in batch]
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, items)
+                if len(results) != len(batch):
+                    raise RuntimeError(
+                        f"batch function of {self.name} returned {len(results)} results "
+                        f"for {len(batch)} items"
+                    )
+            except Exception as exc:  # one failure reaches every caller of the batch
+                log.exception("batch of %d failed in %s", len(batch), self.name)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                return
+            self.stats.batches += 1
+            self.stats.items += len(batch)
+            self.stats.batch_sizes[len(batch)] += 1
+            for p, result in zip(batch, results, strict=True):
+                if p.future.done():  # cancelled while running: nobody to tell
+                    continue
+                if isinstance(result, BaseException):
+                    p.future.set_exception(result)
+                else:
+                    p.future.set_result(result)
+        finally:
+            self._running -= 1
+            self._slots.release()
+            self._wakeup.set()
