@@ -39,7 +39,7 @@ async def _abort(context: aio.ServicerContext, exc: BaseException) -> None:
     await context.abort(code, message)
 
 
-def _wrap_unary(fn: Callable[[Any, aio.ServicerContext], Awaitable[Any]]) -> Any:
+def _wrap_unary(fn: Any) -> Any:
     async def handler(request: Any, context: aio.ServicerContext) -> Any:
         try:
             return await fn(request, context)
@@ -51,7 +51,7 @@ def _wrap_unary(fn: Callable[[Any, aio.ServicerContext], Awaitable[Any]]) -> Any
     return handler
 
 
-def _wrap_stream(fn: Callable[[Any, aio.ServicerContext], AsyncIterator[Any]]) -> Any:
+def _wrap_stream(fn: Any) -> Any:
     async def handler(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
         try:
             async for item in fn(request, context):

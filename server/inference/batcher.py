@@ -40,6 +40,7 @@ class _Pending(Generic[In, Out]):
 
 @dataclass(slots=True)
 class BatcherStats:
+    submitted: int = 0
     batches: int = 0
     items: int = 0
     dropped_cancelled: int = 0
@@ -113,6 +114,7 @@ class Batcher(Generic[In, Out]):
             raise Overloaded(f"model {self.name} queue is full ({self._max_queue}); retry later")
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(item, future, time.monotonic(), deadline))
+        self.stats.submitted += 1
         self._wakeup.set()
         return await future
 

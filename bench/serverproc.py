@@ -1,0 +1,63 @@
+"""Start a real `aftercare serve` in a child process on port 0 and wait until SERVING."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+_PORT_LINE = re.compile(r"aftercare serving on .*:(\d+)")
+
+
+@contextlib.contextmanager
+def running_server(
+    env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 300.0
+) -> Iterator[int]:
+    """Yield the port of a server child process; stop it with SIGTERM afterwards."""
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env,
+    )
+    port = 0
+    deadline = time.monotonic() + timeout_s
+    tail: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail = [*tail[-20:], line]
+            match = _PORT_LINE.search(line)
+            if match:
+                port = int(match.group(1))
+                break
+            if time.monotonic() > deadline:
+                break
+        if not port:
+            raise RuntimeError("server did not start:\n" + "".join(tail))
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status
+            if status != health_pb2.HealthCheckResponse.SERVING:
+                raise RuntimeError(f"server reports {status}")
+        # Keep draining its output so the child never blocks on a full pipe.
+        drain = subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        with contextlib.suppress(NameError):
+            drain.wait(5)

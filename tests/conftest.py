@@ -1,0 +1,32 @@
+"""Shared fixtures: the repo root, the default model repository, shared data paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("AFTERCARE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def model_repository() -> Path:
+    """The default models (intent classifier + embedder), built once if missing."""
+    from models.cli import ensure_default_models
+
+    repo = ROOT / "models" / "repository"
+    ensure_default_models(repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (set AFTERCARE_SHARED_DATA)")
+    return path
