@@ -1,0 +1,58 @@
+"""aftercare.v1.Agent servicer: the human side of handoffs and approvals."""
+
+from __future__ import annotations
+
+from grpc import aio
+
+from aftercare.v1 import agent_pb2, agent_pb2_grpc
+from server.api.records_pb import action_pb, handoff_pb
+from server.records.store import RecordStore
+
+
+class AgentServicer(agent_pb2_grpc.AgentServicer):
+    def __init__(self, records: RecordStore) -> None:
+        self._records = records
+
+    async def ListHandoffs(
+        self, request: agent_pb2.ListHandoffsRequest, context: aio.ServicerContext
+    ) -> agent_pb2.ListHandoffsResponse:
+        items = await self._records.list_handoffs(request.state, request.limit)
+        return agent_pb2.ListHandoffsResponse(handoffs=[handoff_pb(h) for h in items])
+
+    async def ClaimHandoff(
+        self, request: agent_pb2.ClaimHandoffRequest, context: aio.ServicerContext
+    ) -> agent_pb2.Handoff:
+        h = await self._records.transition_handoff(
+            request.handoff_id, request.agent_id, "claimed"
+        )
+        return handoff_pb(h)
+
+    async def ResolveHandoff(
+        self, request: agent_pb2.ResolveHandoffRequest, context: aio.ServicerContext
+    ) -> agent_pb2.Handoff:
+        h = await self._records.transition_handoff(
+            request.handoff_id, request.agent_id, "resolved", request.reply
+        )
+        return handoff_pb(h)
+
+    async def ListPendingActions(
+        self, request: agent_pb2.ListPendingActionsRequest, context: aio.ServicerContext
+    ) -> agent_pb2.ListPendingActionsResponse:
+        items = await self._records.list_actions(request.state, request.limit)
+        return agent_pb2.ListPendingActionsResponse(actions=[action_pb(a) for a in items])
+
+    async def ApproveAction(
+        self, request: agent_pb2.ActionDecisionRequest, context: aio.ServicerContext
+    ) -> agent_pb2.PendingAction:
+        a = await self._records.decide_action(
+            request.action_id, request.agent_id, approve=True, note=request.note
+        )
+        return action_pb(a)
+
+    async def RejectAction(
+        self, request: agent_pb2.ActionDecisionRequest, context: aio.ServicerContext
+    ) -> agent_pb2.PendingAction:
+        a = await self._records.decide_action(
+            request.action_id, request.agent_id, approve=False, note=request.note
+        )
+        return action_pb(a)
