@@ -1,0 +1,340 @@
+"""Ingestion of a shop data directory into a validated, resolved `Snapshot`.
+
+Owns: finding the entity files (CSV or JSONL), reading rows with their line
+numbers, applying the row builders (rows.py), cross-row checks (duplicate ids,
+references to unknown or merged records), entity resolution (resolve.py), the
+quarantine file, the per-entity counts and the content-hash snapshot id.
+The file format and every rule are documented in docs/data-schema.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from server.errors import DataError
+from server.knowledge import normalize as n
+from server.knowledge import rows
+from server.knowledge.normalize import RowError
+from server.knowledge.resolve import remap, resolve_customers, resolve_products
+from server.knowledge.schema import (
+    ENTITIES,
+    EntityCount,
+    Merge,
+    OrderItem,
+    Product,
+    Snapshot,
+)
+
+REQUIRED_ENTITIES = ("customers", "products", "orders", "order_items")
+SHOP_FILE = "shop.json"
+T = TypeVar("T")
+
+
+class QuarantinedRow(msgspec.Struct):
+    """One rejected row, as written to the quarantine JSONL file."""
+
+    entity: str
+    source: str  # file name inside the shop directory
+    line: int  # 1-based line where the record starts (CSV header is line 1)
+    raw: dict[str, Any] | str  # the row as read; a string when it was not parseable
+    reason: str
+
+
+@dataclass
+class IngestResult:
+    snapshot: Snapshot
+    quarantine_path: Path | None
+    quarantined: list[QuarantinedRow] = field(default_factory=list)
+    dropped_refs: int = 0  # list references (complements, article product_ids) to unknown ids
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        snap = self.snapshot
+        entities = {e: msgspec.structs.asdict(snap.counts[e]) for e in ENTITIES}
+        totals = {
+            k: sum(c[k] for c in entities.values()) for k in msgspec.structs.asdict(EntityCount())
+        }
+        return {
+            "snapshot_id": snap.snapshot_id,
+            "as_of": snap.as_of.isoformat() if snap.as_of else None,
+            "entities": entities,
+            "totals": totals,
+            "merges": len(snap.merges),
+            "dropped_refs": self.dropped_refs,
+            "quarantine_path": str(self.quarantine_path) if self.quarantine_path else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def entity_file(path: Path, entity: str) -> Path | None:
+    """The one file holding `entity` (.csv or .jsonl), None when absent."""
+    found = [p for p in (path / f"{entity}.csv", path / f"{entity}.jsonl") if p.is_file()]
+    if len(found) > 1:
+        raise DataError(f"both {entity}.csv and {entity}.jsonl exist in {path}; keep one")
+    return found[0] if found else None
+
+
+def iter_raw(file: Path, entity: str) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
+    """Yield (line, raw row, problem) per record; problem is "" for a readable row."""
+    if file.suffix == ".jsonl":
+        decoder = msgspec.json.Decoder()
+        with file.open("rb") as fh:
+            for no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = decoder.decode(line)
+                except msgspec.DecodeError as exc:
+                    yield no, line.decode("utf-8", "replace").rstrip("\n"), f"bad JSON: {exc}"
+                    continue
+                if isinstance(obj, dict):
+                    yield no, obj, ""
+                else:
+                    yield no, line.decode("utf-8", "replace").rstrip("\n"), "not a JSON object"
+        return
+    with file.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip().lower() for h in next(reader, [])]
+        missing = [c for c in rows.REQUIRED_COLUMNS[entity] if c not in header]
+        if missing:
+            raise DataError(f"{file.name}: missing required column(s) {', '.join(missing)}")
+        width = len(header)
+        last = reader.line_num
+        for values in reader:
+            start, last = last + 1, reader.line_num
+            if not values:
+                continue
+            if len(values) != width:
+                row: dict[str, Any] = dict(zip(header, values, strict=False))
+                if len(values) > width:
+                    row["_extra"] = values[width:]
+                yield start, row, f"expected {width} columns, got {len(values)}"
+                continue
+            yield start, dict(zip(header, values, strict=True)), ""
+
+
+class _Reader:
+    """Runs builders over entity files, routing failures to the quarantine list."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.quarantined: list[QuarantinedRow] = []
+        self.counts = {e: EntityCount() for e in ENTITIES}
+
+    def load(self, entity: str, build: Callable[[dict[str, Any]], T]) -> list[T]:
+        file = entity_file(self.path, entity)
+        if file is None:
+            return []
+        out: list[T] = []
+        count = self.counts[entity]
+        for line, raw, problem in iter_raw(file, entity):
+            count.read += 1
+            if not problem:
+                assert isinstance(raw, dict)
+                try:
+                    out.append(build(raw))
+                    continue
+                except RowError as exc:
+                    problem = str(exc)
+                except (TypeError, ValueError) as exc:  # odd JSON types a builder did not expect
+                    problem = f"bad value: {exc}"
+            count.quarantined += 1
+            self.quarantined.append(QuarantinedRow(entity, file.name, line, raw, problem))
+        return out
+
+
+def _unique(key: Callable[[T], str], what: str) -> Callable[[T], T]:
+    seen: set[str] = set()
+
+    def check(rec: T) -> T:
+        k = key(rec)
+        if k in seen:
+            raise RowError(f"duplicate {what} {k!r}")
+        seen.add(k)
+        return rec
+
+    return check
+
+
+def read_as_of(path: Path) -> datetime | None:
+    """The shop's pinned "now" from shop.json, when the directory has one."""
+    file = path / SHOP_FILE
+    if not file.is_file():
+        return None
+    try:
+        meta = msgspec.json.decode(file.read_bytes())
+    except msgspec.DecodeError as exc:
+        raise DataError(f"{SHOP_FILE} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or not meta.get("as_of"):
+        return None
+    try:
+        return n.timestamp(meta["as_of"], "as_of")
+    except RowError as exc:
+        raise DataError(f"{SHOP_FILE}: {exc}") from None
+
+
+def snapshot_id(snapshot: Snapshot) -> str:
+    """sha256 over the canonical JSON of the eight record lists (not counts/merges/as_of)."""
+    enc = msgspec.json.Encoder(order="deterministic")
+    h = hashlib.sha256()
+    for entity in ENTITIES:
+        h.update(entity.encode())
+        h.update(enc.encode(getattr(snapshot, entity)))
+    return "snap-" + h.hexdigest()[:12]
+
+
+def ingest_dir(
+    path: Path, quarantine_dir: Path | None = None, as_of: datetime | None = None
+) -> IngestResult:
+    """Read, validate, normalize and resolve one shop directory into a Snapshot."""
+    t0 = time.perf_counter()
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"shop data directory not found: {path}")
+    for entity in REQUIRED_ENTITIES:
+        if entity_file(path, entity) is None:
+            raise DataError(f"{path}: required file {entity}.csv or {entity}.jsonl is missing")
+    pinned = read_as_of(path)
+    snap_as_of = pinned or (as_of.astimezone(UTC) if as_of else None) or datetime.now(UTC)
+    rd = _Reader(path)
+    counts = rd.counts
+    dropped = 0
+
+    customers, c_merges, c_map = resolve_customers(rd.load("customers", rows.customer))
+    products, p_merges, p_map = resolve_products(rd.load("products", rows.product))
+    merges: list[Merge] = c_merges + p_merges
+    for m in merges:
+        counts[m.entity].merged += 1
+    customer_ids = {c.customer_id for c in customers}
+    product_ids = {p.product_id for p in products}
+
+    fixed_products: list[Product] = []
+    for p in products:
+        comp, d = remap(p.complements, p_map, product_ids, own=p.product_id)
+        dropped += d
+        fixed_products.append(
+            p if comp == p.complements else msgspec.structs.replace(p, complements=comp)
+        )
+
+    policies = rd.load("policies", _chain(rows.policy, _unique(lambda x: x.policy_id, "policy_id")))
+    articles = []
+    for a in rd.load(
+        "articles", _chain(rows.article, _unique(lambda x: x.article_id, "article_id"))
+    ):
+        pids, d = remap(a.product_ids, p_map, product_ids)
+        dropped += d
+        articles.append(
+            a if pids == a.product_ids else msgspec.structs.replace(a, product_ids=pids)
+        )
+
+    def check_order(rec: Any) -> Any:
+        cid = c_map.get(rec.customer_id, rec.customer_id)
+        if cid not in customer_ids:
+            raise RowError(f"unknown customer {rec.customer_id!r}")
+        return rec if cid == rec.customer_id else msgspec.structs.replace(rec, customer_id=cid)
+
+    orders = rd.load(
+        "orders", _chain(rows.order, check_order, _unique(lambda x: x.order_id, "order_id"))
+    )
+    order_at = {o.order_id: o.ordered_at for o in orders}
+    lines: set[tuple[str, str]] = set()
+
+    def check_item(rec: OrderItem) -> OrderItem:
+        if rec.order_id not in order_at:
+            raise RowError(f"unknown order {rec.order_id!r}")
+        pid = p_map.get(rec.product_id, rec.product_id)
+        if pid not in product_ids:
+            raise RowError(f"unknown product {rec.product_id!r}")
+        lines.add((rec.order_id, pid))
+        return rec if pid == rec.product_id else msgspec.structs.replace(rec, product_id=pid)
+
+    items = rd.load("order_items", _chain(rows.order_item, check_item))
+
+    def check_return(rec: Any) -> Any:
+        pid = p_map.get(rec.product_id, rec.product_id)
+        if rec.order_id not in order_at:
+            raise RowError(f"unknown order {rec.order_id!r}")
+        if (rec.order_id, pid) not in lines:
+            raise RowError(f"product {rec.product_id!r} is not in order {rec.order_id!r}")
+        if rec.returned_at < order_at[rec.order_id]:
+            raise RowError("returned_at before ordered_at")
+        return rec if pid == rec.product_id else msgspec.structs.replace(rec, product_id=pid)
+
+    returns = rd.load("returns", _chain(rows.return_, check_return))
+
+    def check_warranty(rec: Any) -> Any:
+        cid = c_map.get(rec.customer_id, rec.customer_id)
+        pid = p_map.get(rec.product_id, rec.product_id)
+        if cid not in customer_ids:
+            raise RowError(f"unknown customer {rec.customer_id!r}")
+        if rec.order_id not in order_at:
+            raise RowError(f"unknown order {rec.order_id!r}")
+        if pid not in product_ids:
+            raise RowError(f"unknown product {rec.product_id!r}")
+        return msgspec.structs.replace(rec, customer_id=cid, product_id=pid)
+
+    warranties = rd.load(
+        "warranties",
+        _chain(rows.warranty, check_warranty, _unique(lambda x: x.warranty_id, "warranty_id")),
+    )
+    for entity, recs in (
+        ("customers", customers),
+        ("products", fixed_products),
+        ("policies", policies),
+        ("articles", articles),
+        ("orders", orders),
+        ("order_items", items),
+        ("returns", returns),
+        ("warranties", warranties),
+    ):
+        counts[entity].accepted = len(recs)
+
+    snap = Snapshot(
+        snapshot_id="",
+        customers=sorted(customers, key=lambda c: c.customer_id),
+        products=sorted(fixed_products, key=lambda p: p.product_id),
+        orders=sorted(orders, key=lambda o: o.order_id),
+        order_items=sorted(
+            items, key=lambda i: (i.order_id, i.product_id, i.quantity, i.unit_price)
+        ),
+        returns=sorted(returns, key=lambda r: (r.order_id, r.product_id, r.returned_at)),
+        warranties=sorted(warranties, key=lambda w: w.warranty_id),
+        policies=sorted(policies, key=lambda p: p.policy_id),
+        articles=sorted(articles, key=lambda a: a.article_id),
+        merges=merges,
+        counts=counts,
+        as_of=snap_as_of,
+    )
+    snap.snapshot_id = snapshot_id(snap)
+    qpath = None
+    if quarantine_dir is not None:
+        quarantine_dir = Path(quarantine_dir)
+        quarantine_dir.mkdir(parents=True, exist_ok=True)
+        qpath = quarantine_dir / f"quarantine-{snap.snapshot_id}.jsonl"
+        enc = msgspec.json.Encoder()
+        with qpath.open("wb") as fh:
+            for q in rd.quarantined:
+                fh.write(enc.encode(q) + b"\n")
+    return IngestResult(snap, qpath, rd.quarantined, dropped, time.perf_counter() - t0)
+
+
+def _chain(*steps: Callable[[Any], Any]) -> Callable[[dict[str, Any]], Any]:
+    """Compose a row builder with record checks; the first RowError wins."""
+    first, *rest = steps
+
+    def run(row: dict[str, Any]) -> Any:
+        rec = first(row)
+        for step in rest:
+            rec = step(rec)
+        return rec
+
+    return run
