@@ -1,0 +1,191 @@
+"""The versioned governance policy: typed Structs, loading, validation and content hash.
+
+A policy is a TOML file (the default ships as `data/policy.toml`). It holds every
+number and phrase that routing and the stream guard act on, so changing behaviour
+is a reviewed file change with a new `version`, never a code change. Each decision
+record stores `Policy.version` and `Policy.content_hash`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from server.errors import DataError
+
+RULE_IDS = (
+    "out_of_scope",
+    "low_confidence",
+    "asked_for_human",
+    "negative_sentiment",
+    "legal_threat",
+    "safety_issue",
+    "refund_above_limit",
+    "repeat_contact",
+    "vip_rule",
+)
+RuleAction = Literal["handoff", "flag", "offer"]
+OutputAction = Literal["redact", "block"]
+_VERSION_RE = re.compile(r"^\d{4}\.\d{1,2}\.\d+$")
+
+
+class RuleActions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What each routing rule does when it fires (see routing.py for the rules)."""
+
+    out_of_scope: RuleAction = "handoff"
+    low_confidence: RuleAction = "handoff"
+    asked_for_human: RuleAction = "handoff"
+    negative_sentiment: RuleAction = "handoff"
+    legal_threat: RuleAction = "handoff"
+    safety_issue: RuleAction = "handoff"
+    refund_above_limit: RuleAction = "flag"
+    repeat_contact: RuleAction = "handoff"
+    vip_rule: RuleAction = "offer"
+
+    def action(self, rule_id: str) -> RuleAction:
+        action: RuleAction = getattr(self, rule_id)
+        return action
+
+
+class Escalation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    min_confidence: float
+    negative_sentiment_threshold: float
+    repeat_contact_limit: int
+    refund_auto_limit: float  # EUR
+    repeat_contact_window_days: int = 14
+    vip_segments: list[str] = []
+    vip_offer_human_intents: list[str] = []
+    rule_actions: RuleActions = RuleActions()
+
+
+class Promises(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What the bot may promise in its output (checked by the stream guard)."""
+
+    max_refund_statement: float  # EUR
+    forbid_compensation_offers: bool = True
+    forbid_delivery_guarantees: bool = True
+    compensation_patterns: list[str] = []
+    delivery_guarantee_patterns: list[str] = []
+
+
+class OutputRules(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    fallback_message: str
+    banned_phrases: list[str] = []
+    banned_phrase_action: OutputAction = "redact"
+    banned_phrase_placeholder: str = "[REMOVED]"
+    competitors: list[str] = []
+    competitor_action: OutputAction = "block"
+    competitor_placeholder: str = "[REMOVED]"
+    order_id_pattern: str = r"(?<![\w-])[A-Z]\d{4,6}(?![\w-])"
+    holdback_chars: int = 64
+
+
+class CrossSell(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    allowed_intents: list[str] = []
+    never_when_refund_in_progress: bool = True
+    never_when_handoff: bool = True
+
+
+class Policy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    version: str
+    escalation: Escalation
+    promises: Promises
+    output: OutputRules
+    handoff: dict[str, dict[str, str]]
+    name: str = ""
+    cross_sell: CrossSell = CrossSell()
+    # Set by load_policy from the file bytes; a file that sets it is rejected.
+    content_hash: str = ""
+
+    def handoff_message(self, reason: str, channel: str = "default") -> str:
+        """The handoff text for a reason and channel, falling back to the defaults."""
+        for r in (reason, "default"):
+            by_channel = self.handoff.get(r)
+            if by_channel is None:
+                continue
+            for c in (channel, "default"):
+                if c in by_channel:
+                    return by_channel[c]
+        return self.output.fallback_message
+
+    def cross_sell_allowed(
+        self, intent: str, *, refund_in_progress: bool = False, handoff: bool = False
+    ) -> bool:
+        cs = self.cross_sell
+        if handoff and cs.never_when_handoff:
+            return False
+        if refund_in_progress and cs.never_when_refund_in_progress:
+            return False
+        return intent in cs.allowed_intents
+
+
+def default_policy_path() -> Path:
+    return Path(__file__).parent / "data" / "policy.toml"
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read, type-check and validate a policy file; DataError says what is wrong."""
+    p = Path(path) if path is not None else default_policy_path()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DataError(f"policy file {p} cannot be read: {exc.strerror}") from None
+    return parse_policy(raw, source=str(p))
+
+
+def parse_policy(raw: bytes, source: str = "<policy>") -> Policy:
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DataError(f"policy {source} is not valid TOML: {exc}") from None
+    if "content_hash" in data:
+        raise DataError(f"policy {source}: content_hash is computed, not set in the file")
+    try:
+        policy = msgspec.convert(data, Policy)
+    except msgspec.ValidationError as exc:
+        raise DataError(f"policy {source}: {exc}") from None
+    _validate(policy, source)
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return msgspec.structs.replace(policy, content_hash=digest)
+
+
+def _validate(policy: Policy, source: str) -> None:
+    problems: list[str] = []
+    if not _VERSION_RE.match(policy.version):
+        problems.append(f"version {policy.version!r} is not YYYY.M.N")
+    esc = policy.escalation
+    if not 0.0 <= esc.min_confidence <= 1.0:
+        problems.append("escalation.min_confidence must be in [0, 1]")
+    if not -1.0 <= esc.negative_sentiment_threshold <= 1.0:
+        problems.append("escalation.negative_sentiment_threshold must be in [-1, 1]")
+    if esc.repeat_contact_limit < 1:
+        problems.append("escalation.repeat_contact_limit must be >= 1")
+    if esc.refund_auto_limit < 0 or policy.promises.max_refund_statement < 0:
+        problems.append("refund limits must be >= 0")
+    out = policy.output
+    if not 16 <= out.holdback_chars <= 4096:
+        problems.append("output.holdback_chars must be in [16, 4096]")
+    if not out.fallback_message.strip():
+        problems.append("output.fallback_message must not be empty")
+    named = [("output.order_id_pattern", out.order_id_pattern)]
+    named += [("promises.compensation_patterns", p) for p in policy.promises.compensation_patterns]
+    named += [
+        ("promises.delivery_guarantee_patterns", p)
+        for p in policy.promises.delivery_guarantee_patterns
+    ]
+    for where, pattern in named:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.append(f"{where}: bad regex {pattern!r} ({exc})")
+    if any(not s.strip() for s in (*out.banned_phrases, *out.competitors)):
+        problems.append("output.banned_phrases/competitors must not hold empty strings")
+    if "default" not in policy.handoff or "default" not in policy.handoff["default"]:
+        problems.append("handoff.default.default is required")
+    if problems:
+        raise DataError(f"policy {source}: " + "; ".join(problems))
