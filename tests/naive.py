@@ -1,0 +1,91 @@
+"""Naive pure-Python / numpy references for every kernel in kernels/ (slow, obvious)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def pagerank(
+    n: int,
+    edges: list[tuple[int, int]],
+    weights: list[float],
+    reset: list[float],
+    damping: float = 0.85,
+    iters: int = 2000,
+) -> FloatArray:
+    """Dense power iteration on an undirected weighted graph; sinks restart into reset."""
+    a = np.zeros((n, n))
+    for (u, v), w in zip(edges, weights, strict=True):
+        a[u, v] += w
+        if u != v:
+            a[v, u] += w
+    strength = a.sum(axis=1)
+    p = np.asarray(reset, dtype=np.float64) / sum(reset)
+    x = p.copy()
+    for _ in range(iters):
+        y = np.zeros(n)
+        for u in range(n):
+            if strength[u] > 0:
+                y += damping * x[u] * a[u] / strength[u]
+        dangling = damping * sum(x[u] for u in range(n) if strength[u] == 0)
+        x = y + (1 - damping) * p + dangling * p
+    return x
+
+
+def reweight(weights: list[float], types: list[int], type_weights: list[float]) -> list[float]:
+    return [w * type_weights[t] for w, t in zip(weights, types, strict=True)]
+
+
+def copurchase(
+    purchases: dict[int, dict[int, float]],
+    seeds: list[int],
+    seed_weights: list[float],
+    n_items: int,
+    now: float,
+    half_life: float,
+    exclude_customer: int = -1,
+) -> tuple[list[float], list[int]]:
+    """purchases: customer -> {item: last purchase time}; also the top seed per item."""
+    out = [0.0] * n_items
+    per_seed = []
+    for s, ws in zip(seeds, seed_weights, strict=True):
+        part = [0.0] * n_items
+        for c, basket in purchases.items():
+            if c == exclude_customer or s not in basket:
+                continue
+            for j, t in basket.items():
+                if j == s:
+                    continue
+                age = max(0.0, now - max(basket[s], t))
+                decay = 0.5 ** (age / half_life) if half_life > 0 else 1.0
+                part[j] += ws * decay
+        per_seed.append(part)
+        out = [a + b for a, b in zip(out, part, strict=True)]
+    best = []
+    for j in range(n_items):
+        contrib = [p[j] for p in per_seed]
+        top = max(contrib, default=0.0)
+        best.append(contrib.index(top) if top > 0 else -1)
+    return out, best
+
+
+def replenish(last: list[float], cadence: list[float], now: float, spread: float) -> list[float]:
+    out = []
+    for t, c in zip(last, cadence, strict=True):
+        if math.isnan(t) or c <= 0 or now < t:
+            out.append(0.0)
+            continue
+        r = (now - t) / c
+        width = spread if r <= 1 else 2 * spread
+        out.append(math.exp(-0.5 * ((r - 1) / width) ** 2))
+    return out
+
+
+def top_k(scores: list[float], k: int, excluded: list[bool], min_score: float) -> list[int]:
+    keep = [i for i, s in enumerate(scores) if not excluded[i] and s > min_score]
+    return sorted(keep, key=lambda i: (-scores[i], i))[:k]
