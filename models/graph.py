@@ -1,0 +1,128 @@
+"""ONNX graph surgery: sentence pooling and a classifier head appended to an encoder.
+
+The encoder export ends at ``last_hidden_state`` [batch, seq, hidden]. ``append_pooling``
+adds attention-mask weighted mean pooling and L2 normalisation (the sentence-transformers
+recipe: mask sum clamped at 1e-9, norm clamped at 1e-12) and makes ``embedding`` the
+output. ``append_head`` adds dense layers (ReLU between them) and a softmax, producing
+``probabilities`` next to ``embedding``. Both work on opset >= 13 (axes as inputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from server.errors import ModelBuildError
+
+HIDDEN_OUTPUT = "last_hidden_state"
+EMBEDDING_OUTPUT = "embedding"
+PROBABILITIES_OUTPUT = "probabilities"
+MASK_INPUT = "attention_mask"
+BATCH_DIM = "batch_size"
+
+Layer = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
+
+
+def model_opset(model: onnx.ModelProto) -> int:
+    """The default-domain opset version of ``model``."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise ModelBuildError("model has no default-domain opset")
+
+
+def _output_info(name: str, width: int) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, width])
+
+
+def _const(graph: onnx.GraphProto, name: str, value: npt.NDArray[np.generic]) -> str:
+    graph.initializer.append(numpy_helper.from_array(value, name))
+    return name
+
+
+def append_pooling(model: onnx.ModelProto, hidden_size: int) -> onnx.ModelProto:
+    """A copy of the encoder ``model`` whose only output is the unit-norm ``embedding``."""
+    if model_opset(model) < 13:
+        raise ModelBuildError("pooling needs opset >= 13")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    if HIDDEN_OUTPUT not in {o.name for o in graph.output}:
+        raise ModelBuildError(f"encoder graph has no {HIDDEN_OUTPUT} output")
+    if MASK_INPUT not in {i.name for i in graph.input}:
+        raise ModelBuildError(f"encoder graph has no {MASK_INPUT} input")
+    axis_seq = _const(graph, "pool/axis_seq", np.array([1], dtype=np.int64))
+    axis_last = _const(graph, "pool/axis_last", np.array([-1], dtype=np.int64))
+    mask_floor = _const(graph, "pool/mask_floor", np.array(1e-9, dtype=np.float32))
+    norm_floor = _const(graph, "pool/norm_floor", np.array(1e-12, dtype=np.float32))
+    graph.node.extend(
+        [
+            helper.make_node(
+                "Cast", [MASK_INPUT], ["pool/mask_f"], "pool/cast", to=TensorProto.FLOAT
+            ),
+            helper.make_node("Unsqueeze", ["pool/mask_f", axis_last], ["pool/mask3"], "pool/unsq"),
+            helper.make_node("Mul", [HIDDEN_OUTPUT, "pool/mask3"], ["pool/masked"], "pool/mul"),
+            helper.make_node(
+                "ReduceSum", ["pool/masked", axis_seq], ["pool/sum"], "pool/sum", keepdims=0
+            ),
+            helper.make_node(
+                "ReduceSum", ["pool/mask3", axis_seq], ["pool/count"], "pool/count", keepdims=0
+            ),
+            helper.make_node("Max", ["pool/count", mask_floor], ["pool/count_c"], "pool/clamp"),
+            helper.make_node("Div", ["pool/sum", "pool/count_c"], ["pool/mean"], "pool/mean"),
+            helper.make_node("Mul", ["pool/mean", "pool/mean"], ["pool/sq"], "pool/sq"),
+            helper.make_node(
+                "ReduceSum", ["pool/sq", axis_last], ["pool/sumsq"], "pool/sumsq", keepdims=1
+            ),
+            helper.make_node("Sqrt", ["pool/sumsq"], ["pool/norm"], "pool/sqrt"),
+            helper.make_node("Max", ["pool/norm", norm_floor], ["pool/norm_c"], "pool/norm_clamp"),
+            helper.make_node(
+                "Div", ["pool/mean", "pool/norm_c"], [EMBEDDING_OUTPUT], "pool/normalize"
+            ),
+        ]
+    )
+    del graph.output[:]
+    graph.output.append(_output_info(EMBEDDING_OUTPUT, hidden_size))
+    onnx.checker.check_model(out)
+    return out
+
+
+def append_head(model: onnx.ModelProto, layers: Sequence[Layer]) -> onnx.ModelProto:
+    """A copy of the embedder ``model`` with dense layers + softmax -> ``probabilities``.
+
+    Each layer is (weight [out, in], bias [out]); ReLU sits between layers, not after
+    the last. The head stays float32: it is tiny, and quantizing it would shift the
+    probabilities the out-of-scope threshold was calibrated on.
+    """
+    if not layers:
+        raise ModelBuildError("head has no layers")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    outputs = {o.name: o for o in graph.output}
+    if EMBEDDING_OUTPUT not in outputs:
+        raise ModelBuildError(f"embedder graph has no {EMBEDDING_OUTPUT} output")
+    current = EMBEDDING_OUTPUT
+    for index, (weight, bias) in enumerate(layers):
+        if weight.ndim != 2 or bias.shape != (weight.shape[0],):
+            raise ModelBuildError(f"head layer {index}: weight {weight.shape} / bias {bias.shape}")
+        w_name = _const(graph, f"head/w{index}", weight.astype(np.float32))
+        b_name = _const(graph, f"head/b{index}", bias.astype(np.float32))
+        dense = f"head/dense{index}"
+        graph.node.append(
+            helper.make_node("Gemm", [current, w_name, b_name], [dense], dense, transB=1)
+        )
+        current = dense
+        if index < len(layers) - 1:
+            graph.node.append(helper.make_node("Relu", [dense], [f"{dense}_relu"], f"{dense}/relu"))
+            current = f"{dense}_relu"
+    graph.node.append(
+        helper.make_node("Softmax", [current], [PROBABILITIES_OUTPUT], "head/softmax", axis=-1)
+    )
+    graph.output.append(_output_info(PROBABILITIES_OUTPUT, int(layers[-1][0].shape[0])))
+    onnx.checker.check_model(out)
+    return out
