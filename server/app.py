@@ -13,12 +13,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from aftercare.v1 import support_pb2, support_pb2_grpc
+from kernels import warmup as warm_kernels
 from models.repository import ModelRepository
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
@@ -26,10 +28,12 @@ from server.config import Config
 from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
+from server.knowledge.service import KnowledgeService, load_shop
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (support_pb2.DESCRIPTOR.services_by_name["Support"].full_name,)
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class App:
@@ -42,6 +46,7 @@ class App:
         )
         self.registry = ModelRegistry()
         self.inference = InferenceService(self.registry, config.models)
+        self.knowledge = KnowledgeService(self.executor, config.retrieval.default_top_k)
         self.health = HealthServicer()
         self.server = aio.server(
             interceptors=[ErrorInterceptor()],
@@ -52,7 +57,7 @@ class App:
             ],
         )
         support_pb2_grpc.add_SupportServicer_to_server(
-            SupportServicer(self.inference), self.server
+            SupportServicer(self.inference, self.knowledge), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if config.server.reflection:
@@ -101,8 +106,24 @@ class App:
             model = await loop.run_in_executor(self.executor, self._load_encoder, role)
             self.registry.activate(role, model)
             log.info("%s: %s on %s", role, model.model_version, model.providers)
+        await self._load_knowledge()
+        took = await loop.run_in_executor(self.executor, warm_kernels)
+        log.info("kernels compiled in %.2fs", took)
         await self._set_serving(True)
         log.info("aftercare serving on port %d", self.port)
+
+    async def _embed_for_index(self, texts: list[str]) -> np.ndarray:
+        return (await self.inference.embed_documents(texts)).vectors
+
+    async def _load_knowledge(self) -> None:
+        embedder = self.registry.get(EMBEDDER)
+        shop = await load_shop(
+            self.config.data, self.config.retrieval, self._embed_for_index,
+            embedder.model_version, int(embedder.manifest.get("embedding_dim", 384)),
+            self.executor, REPO_ROOT,
+        )
+        self.knowledge.activate(shop)
+        log.info("shop snapshot %s loaded", shop.snapshot_id)
 
     async def stop(self, grace: float | None = None) -> None:
         if self._stopped.is_set():

@@ -5,12 +5,15 @@ from __future__ import annotations
 from grpc import aio
 
 from aftercare.v1 import support_pb2, support_pb2_grpc, types_pb2
+from server.api.knowledge_pb import customer_context_pb, passage_pb, recommendation_pb
 from server.inference.service import InferenceService, deadline_from_timeout
+from server.knowledge.service import KnowledgeService
 
 
 class SupportServicer(support_pb2_grpc.SupportServicer):
-    def __init__(self, inference: InferenceService) -> None:
+    def __init__(self, inference: InferenceService, knowledge: KnowledgeService) -> None:
         self._inference = inference
+        self._knowledge = knowledge
 
     async def Classify(
         self, request: support_pb2.ClassifyRequest, context: aio.ServicerContext
@@ -40,3 +43,29 @@ class SupportServicer(support_pb2_grpc.SupportServicer):
             embeddings=[types_pb2.Vector(values=row) for row in result.vectors.tolist()],
             model_version=result.model_version,
         )
+
+    async def Search(
+        self, request: support_pb2.SearchRequest, context: aio.ServicerContext
+    ) -> support_pb2.SearchResponse:
+        passages = await self._knowledge.search(request.query, request.top_k, request.filters)
+        return support_pb2.SearchResponse(
+            passages=[passage_pb(p) for p in passages],
+            index_version=self._knowledge.current.retriever.version,
+        )
+
+    async def Recommend(
+        self, request: support_pb2.RecommendRequest, context: aio.ServicerContext
+    ) -> support_pb2.RecommendResponse:
+        items = await self._knowledge.recommend(
+            request.customer_id, list(request.product_ids), request.top_k
+        )
+        return support_pb2.RecommendResponse(
+            items=[recommendation_pb(r) for r in items],
+            snapshot_id=self._knowledge.current.snapshot_id,
+        )
+
+    async def GetCustomerContext(
+        self, request: support_pb2.CustomerContextRequest, context: aio.ServicerContext
+    ) -> support_pb2.CustomerContext:
+        ctx = await self._knowledge.customer_context(request.customer_id, request.max_orders)
+        return customer_context_pb(ctx)

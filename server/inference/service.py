@@ -88,6 +88,12 @@ class InferenceService:
             raise InvalidInput(f"{len(texts)} texts; the limit is {self._limits.max_texts}")
         for i, text in enumerate(texts):
             self._check_text(text, f"texts[{i}]")
+        return await self.embed_documents(texts, model, deadline)
+
+    async def embed_documents(
+        self, texts: Sequence[str], model: str = "", deadline: float | None = None
+    ) -> Embeddings:
+        """Embed server-side text (index chunks): no per-call count or byte limits."""
         async with self.registry.use(EMBEDDER, model) as emb:
             # Each text is its own batcher item, so a large call shares batches fairly.
             rows = await asyncio.gather(*(emb.infer(t, deadline) for t in texts))

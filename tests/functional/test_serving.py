@@ -59,7 +59,9 @@ def test_embed_returns_unit_vectors_in_order(stub: support_pb2_grpc.SupportStub)
     sims = vecs @ vecs.T
     assert sims[0, 1] > sims[0, 2]  # paraphrases are closer than unrelated text
     single = stub.Embed(support_pb2.EmbedRequest(texts=[texts[2]]), timeout=30)
-    np.testing.assert_allclose(single.embeddings[0].values, vecs[2], atol=1e-4)
+    # Dynamic int8 quantizes activations with one scale per batch, so batch-mates
+    # nudge a text's embedding; the same text stays the same meaning (cosine ~0.99).
+    assert float(np.dot(single.embeddings[0].values, vecs[2])) > 0.98
     assert resp.model_version.startswith("minilm-embedder/")
 
 

@@ -1,0 +1,205 @@
+"""Knowledge core: one loaded shop (snapshot, graph, facts, recommender, retrieval index)
+and the protocol-neutral calls the API and the Respond pipeline make on it.
+
+The loaded shop sits behind one reference (`current`): a re-ingest builds a new
+`ShopKnowledge` aside and swaps it in, and a request keeps the one it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from server.config import DataConfig, RetrievalConfig
+from server.errors import InvalidInput
+from server.knowledge.facts import (
+    CustomerFacts,
+    Eligibility,
+    Facts,
+    OrderFacts,
+    RefundFacts,
+    WarrantyFacts,
+)
+from server.knowledge.graph import KnowledgeGraph
+from server.knowledge.recommend import Recommendation, Recommender
+from server.knowledge.retrieval import Passage, Retriever
+from server.knowledge.schema import Article, Snapshot
+from server.knowledge.vector_index import HnswParams
+
+log = logging.getLogger(__name__)
+
+EmbedFn = Callable[[list[str]], Awaitable[np.ndarray]]
+MAX_TOP_K = 50
+
+
+class OrderContext(msgspec.Struct, frozen=True):
+    order: OrderFacts
+    eligibility: list[Eligibility]  # one per item, same order as order.items
+
+
+class CustomerContext(msgspec.Struct, frozen=True):
+    customer: CustomerFacts
+    orders: list[OrderContext]
+    warranties: list[WarrantyFacts]
+    open_refunds: list[RefundFacts]
+    snapshot_id: str
+
+
+@dataclass(frozen=True)
+class ShopKnowledge:
+    snapshot: Snapshot
+    graph: KnowledgeGraph
+    facts: Facts
+    recommender: Recommender
+    retriever: Retriever
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.snapshot.snapshot_id
+
+
+def resolve_data_dir(cfg: DataConfig) -> Path:
+    """The configured shop directory, or the demo shop (generated on first use)."""
+    if cfg.dir:
+        return Path(cfg.dir)
+    demo = Path(cfg.demo_dir) / f"{cfg.demo_size}-seed{cfg.demo_seed}"
+    if not (demo / "shop.json").exists():
+        from server.knowledge.demo import generate
+
+        log.info("generating the demo shop (%s, seed %d) in %s", cfg.demo_size, cfg.demo_seed, demo)
+        generate(demo, cfg.demo_size, cfg.demo_seed)
+    return demo
+
+
+def shared_articles(cfg: DataConfig, repo_root: Path) -> list[Article]:
+    """ABCD guidelines and Bitext answers as extra articles, when ../shared is present."""
+    if not cfg.use_shared:
+        return []
+    from server.knowledge import adapters
+
+    root = Path(cfg.shared_dir or os.environ.get("AFTERCARE_SHARED_DATA", "")
+                or repo_root.parent / "shared" / "data")
+    out: list[Article] = []
+    if (root / adapters.ABCD_GUIDELINES).exists():
+        out += adapters.abcd_guidelines(root / adapters.ABCD_GUIDELINES)
+    if (root / adapters.BITEXT_CSV).exists():
+        out += adapters.bitext_responses(root / adapters.BITEXT_CSV)
+    if out:
+        log.info("added %d articles from shared data at %s", len(out), root)
+    return out
+
+
+def _build_sync(data: DataConfig, repo_root: Path) -> tuple[Snapshot, KnowledgeGraph, Facts,
+                                                            Recommender, list[Article]]:
+    from server.knowledge.ingest import ingest_dir
+
+    result = ingest_dir(resolve_data_dir(data), Path(data.quarantine_dir))
+    summary = result.summary()
+    log.info("ingested snapshot %s: %s", result.snapshot.snapshot_id, summary.get("counts", ""))
+    snapshot = result.snapshot
+    graph = KnowledgeGraph.build(snapshot)
+    facts = Facts(snapshot)
+    recommender = Recommender(graph)
+    extra = shared_articles(data, repo_root)
+    return snapshot, graph, facts, recommender, extra
+
+
+async def load_shop(
+    data: DataConfig,
+    retrieval: RetrievalConfig,
+    embed: EmbedFn,
+    embedder_version: str,
+    dim: int,
+    executor: Executor,
+    repo_root: Path,
+) -> ShopKnowledge:
+    loop = asyncio.get_running_loop()
+    snapshot, graph, facts, recommender, extra = await loop.run_in_executor(
+        executor, _build_sync, data, repo_root
+    )
+    params = HnswParams(M=retrieval.m, ef_construction=retrieval.ef_construction, ef=retrieval.ef)
+    retriever = Retriever(embed, dim, params, executor=executor)
+    built = await retriever.build_or_load(
+        [*snapshot.articles, *extra], snapshot.policies, Path(retrieval.index_dir),
+        embedder_version, snapshot.snapshot_id,
+    )
+    log.info("retrieval index %s: %d chunks in %.1fs %s", built.action, built.chunks,
+             built.seconds, built.reason)
+    return ShopKnowledge(snapshot, graph, facts, recommender, retriever)
+
+
+class KnowledgeService:
+    def __init__(self, executor: Executor, default_top_k: int = 5) -> None:
+        self._executor = executor
+        self._default_top_k = default_top_k
+        self._current: ShopKnowledge | None = None
+
+    def activate(self, shop: ShopKnowledge) -> None:
+        self._current = shop  # the swap: one reference assignment
+
+    @property
+    def current(self) -> ShopKnowledge:
+        if self._current is None:
+            from server.errors import Unavailable
+
+            raise Unavailable("the shop's knowledge is still loading")
+        return self._current
+
+    async def _run(self, fn: Callable[..., object], *args: object) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def search(
+        self, query: str, top_k: int = 0, filters: Mapping[str, str] | None = None
+    ) -> list[Passage]:
+        if not query.strip():
+            raise InvalidInput("query is empty")
+        if top_k < 0 or top_k > MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 0 and {MAX_TOP_K}")
+        return await self.current.retriever.search(query, top_k or self._default_top_k, filters)
+
+    async def recommend(
+        self, customer_id: str, product_ids: Sequence[str], top_k: int = 0
+    ) -> list[Recommendation]:
+        if not customer_id and not product_ids:
+            raise InvalidInput("give a customer_id, product_ids, or both")
+        if top_k < 0 or top_k > MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 0 and {MAX_TOP_K}")
+        shop = self.current
+        result = await self._run(
+            shop.recommender.recommend, customer_id or None, list(product_ids), top_k or 10
+        )
+        return result  # type: ignore[return-value]
+
+    async def customer_context(self, customer_id: str, max_orders: int = 0) -> CustomerContext:
+        if not customer_id:
+            raise InvalidInput("customer_id is empty")
+        if max_orders < 0:
+            raise InvalidInput("max_orders must be >= 0")
+        shop = self.current
+        return await self._run(  # type: ignore[return-value]
+            build_customer_context, shop, customer_id, max_orders or 10
+        )
+
+
+def build_customer_context(shop: ShopKnowledge, customer_id: str, limit: int) -> CustomerContext:
+    facts = shop.facts
+    customer = facts.customer(customer_id)  # NotFound for an unknown customer
+    orders = [
+        OrderContext(o, [facts.return_eligibility(o.order_id, i.product_id) for i in o.items])
+        for o in facts.customer_orders(customer_id, limit)
+    ]
+    return CustomerContext(
+        customer=customer,
+        orders=orders,
+        warranties=facts.warranties(customer_id),
+        open_refunds=facts.open_refunds(customer_id),
+        snapshot_id=shop.snapshot_id,
+    )
