@@ -30,3 +30,16 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path} (set AFTERCARE_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def server_overrides(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Config for a test server: real models, the demo shop, state in a session tmp dir."""
+    base = tmp_path_factory.mktemp("aftercare")
+    return {
+        "models": {"repository": str(model_repository)},
+        "data": {"demo_dir": str(base / "demo"), "quarantine_dir": str(base / "quarantine"),
+                 "use_shared": False},
+        "retrieval": {"index_dir": str(base / "index")},
+        "records": {"path": str(base / "records.sqlite")},
+    }

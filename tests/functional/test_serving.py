@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -18,11 +17,10 @@ from tests.functional.harness import ServerThread
 
 
 @pytest.fixture(scope="module")
-def server(model_repository: Path) -> Iterator[ServerThread]:
-    srv = ServerThread(
-        {"models": {"repository": str(model_repository), "max_texts": 16,
-                    "max_text_bytes": 2000, "max_input_tokens": 256}}
-    ).start()
+def server(server_overrides: dict) -> Iterator[ServerThread]:
+    models = {**server_overrides["models"], "max_texts": 16, "max_text_bytes": 2000,
+              "max_input_tokens": 256}
+    srv = ServerThread({**server_overrides, "models": models}).start()
     yield srv
     srv.stop()
 
@@ -130,8 +128,8 @@ def test_concurrent_calls_are_batched_and_all_answered(server: ServerThread) -> 
     assert max(stats.batch_sizes) > 1  # concurrent callers shared batches
 
 
-def test_shutdown_drains_in_flight_calls(model_repository: Path) -> None:
-    srv = ServerThread({"models": {"repository": str(model_repository)}}).start()
+def test_shutdown_drains_in_flight_calls(server_overrides: dict) -> None:
+    srv = ServerThread(server_overrides).start()
 
     async def scenario() -> tuple[list[str], grpc.StatusCode | None]:
         async with grpc.aio.insecure_channel(srv.address) as ch:
