@@ -82,7 +82,8 @@ def test_recommend_gives_reasons_and_skips_owned(stub: support_pb2_grpc.SupportS
 
 def test_unknown_ids_are_not_found(stub: support_pb2_grpc.SupportStub) -> None:
     calls = [
-        lambda: stub.GetCustomerContext(support_pb2.CustomerContextRequest(customer_id="C999999999")),
+        lambda: stub.GetCustomerContext(
+            support_pb2.CustomerContextRequest(customer_id="C999999999")),
         lambda: stub.Recommend(support_pb2.RecommendRequest(customer_id="nobody")),
         lambda: stub.Recommend(support_pb2.RecommendRequest(product_ids=["NOPE-1"])),
     ]
