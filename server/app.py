@@ -19,20 +19,39 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from aftercare.v1 import support_pb2, support_pb2_grpc
+from aftercare.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    support_pb2,
+    support_pb2_grpc,
+)
 from kernels import warmup as warm_kernels
 from models.repository import ModelRepository
+from server.api.admin import AdminServicer
+from server.api.agent import AgentServicer
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
 from server.config import Config
+from server.generation.base import Generator
+from server.governance.pii import PiiDetector
 from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
 from server.knowledge.service import KnowledgeService, load_shop
+from server.pipeline.feedback import FeedbackService
+from server.pipeline.policies import PolicyState
+from server.pipeline.respond import RespondPipeline
+from server.records.store import RecordStore
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = (support_pb2.DESCRIPTOR.services_by_name["Support"].full_name,)
+SERVICE_NAMES = (
+    support_pb2.DESCRIPTOR.services_by_name["Support"].full_name,
+    agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,6 +66,13 @@ class App:
         self.registry = ModelRegistry()
         self.inference = InferenceService(self.registry, config.models)
         self.knowledge = KnowledgeService(self.executor, config.retrieval.default_top_k)
+        self.records = RecordStore(Path(config.records.path), config.records.queue_size)
+        detector = PiiDetector()
+        self.policies = PolicyState(config.policy.path, detector)
+        self.respond = RespondPipeline(
+            self.inference, self.knowledge, self.records, self.policies, detector,
+            self.executor, self._generator(), config.models.max_text_bytes,
+        )
         self.health = HealthServicer()
         self.server = aio.server(
             interceptors=[ErrorInterceptor()],
@@ -57,7 +83,14 @@ class App:
             ],
         )
         support_pb2_grpc.add_SupportServicer_to_server(
-            SupportServicer(self.inference, self.knowledge), self.server
+            SupportServicer(self.inference, self.knowledge, self.respond,
+                            FeedbackService(self.records, detector)),
+            self.server,
+        )
+        agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records), self.server)
+        admin_pb2_grpc.add_AdminServicer_to_server(
+            AdminServicer(self.records, self.policies, self.registry, self.executor),
+            self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if config.server.reflection:
@@ -68,6 +101,24 @@ class App:
             )
         self.port = self.server.add_insecure_port(f"{config.server.host}:{config.server.port}")
         self._stopped = asyncio.Event()
+
+    def _generator(self) -> Generator | None:
+        """None = the grounded composer (built per call under the policy in force)."""
+        gen = self.config.generation
+        if gen.generator == "composer":
+            return None
+        if gen.generator != "onnx-lm" or not gen.lm_model:
+            from server.errors import InvalidInput
+
+            raise InvalidInput("generation.generator must be 'composer', or 'onnx-lm' with "
+                               "generation.lm_model set to a model directory")
+        from server.generation.decoding import SamplingConfig
+        from server.generation.onnx_lm import OnnxLM
+
+        sampling = SamplingConfig(max_new_tokens=gen.max_new_tokens,
+                                  temperature=gen.temperature, top_p=gen.top_p)
+        return OnnxLM(Path(gen.lm_model), sampling=sampling,
+                      providers=self.config.models.providers or None)
 
     async def _set_serving(self, serving: bool) -> None:
         status = (
@@ -99,6 +150,7 @@ class App:
 
     async def start(self) -> None:
         await self._set_serving(False)
+        await self.records.start()
         await self.server.start()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
         loop = asyncio.get_running_loop()
@@ -132,6 +184,7 @@ class App:
         await self._set_serving(False)
         await self.server.stop(self.config.server.grace_s if grace is None else grace)
         await self.registry.close()
+        await self.records.close()
         self.executor.shutdown(wait=True)
         log.info("aftercare stopped")
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from grpc import aio
 
 from aftercare.v1 import support_pb2, support_pb2_grpc, types_pb2
 from server.api.knowledge_pb import customer_context_pb, passage_pb, recommendation_pb
 from server.inference.service import InferenceService, deadline_from_timeout
 from server.knowledge.service import KnowledgeService
+from server.pipeline.feedback import FeedbackInput, FeedbackService
+from server.pipeline.respond import Delta, RespondInput, RespondPipeline, new_id
 
 
 class SupportServicer(support_pb2_grpc.SupportServicer):
-    def __init__(self, inference: InferenceService, knowledge: KnowledgeService) -> None:
+    def __init__(self, inference: InferenceService, knowledge: KnowledgeService,
+                 respond: RespondPipeline, feedback: FeedbackService) -> None:
         self._inference = inference
         self._knowledge = knowledge
+        self._respond = respond
+        self._feedback = feedback
 
     async def Classify(
         self, request: support_pb2.ClassifyRequest, context: aio.ServicerContext
@@ -69,3 +76,43 @@ class SupportServicer(support_pb2_grpc.SupportServicer):
     ) -> support_pb2.CustomerContext:
         ctx = await self._knowledge.customer_context(request.customer_id, request.max_orders)
         return customer_context_pb(ctx)
+
+    async def Respond(
+        self, request: support_pb2.RespondRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[support_pb2.RespondEvent]:
+        decision_id = new_id("dec")
+        # Sent before any chunk, so a client that cancels early can still look it up.
+        await context.send_initial_metadata((("decision-id", decision_id),))
+        events = self._respond.run(
+            RespondInput(request.text, request.customer_id, request.conversation_id,
+                         request.channel),
+            decision_id,
+            deadline_from_timeout(context.time_remaining()),
+        )
+        try:
+            async for event in events:
+                if isinstance(event, Delta):
+                    yield support_pb2.RespondEvent(delta=support_pb2.TextDelta(text=event.text))
+                else:
+                    yield support_pb2.RespondEvent(final=support_pb2.Final(
+                        decision_id=event.decision_id, route=event.route, intent=event.intent,
+                        confidence=event.confidence,
+                        citations=[types_pb2.Citation(source_id=c.source_id, kind=c.kind)
+                                   for c in event.citations],
+                        actions=[types_pb2.Action(kind=a.kind, product_ids=a.product_ids,
+                                                  action_id=a.action_id, status=a.status,
+                                                  detail=a.detail) for a in event.actions],
+                        outcome=event.outcome, rules_fired=event.rules_fired,
+                    ))
+        finally:
+            await events.aclose()  # records a cancelled call even when we stop at a yield
+
+    async def Feedback(
+        self, request: support_pb2.FeedbackRequest, context: aio.ServicerContext
+    ) -> support_pb2.FeedbackResponse:
+        feedback_id = await self._feedback.submit(FeedbackInput(
+            decision_id=request.decision_id, csat=request.csat,
+            nps=request.nps if request.HasField("nps") else None, resolved=request.resolved,
+            converted_order_id=request.converted_order_id, text=request.text,
+        ))
+        return support_pb2.FeedbackResponse(feedback_id=feedback_id)

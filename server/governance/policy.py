@@ -81,7 +81,7 @@ class OutputRules(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     competitors: list[str] = []
     competitor_action: OutputAction = "block"
     competitor_placeholder: str = "[REMOVED]"
-    order_id_pattern: str = r"(?<![\w-])[A-Z]\d{4,6}(?![\w-])"
+    order_id_pattern: str = r"(?<![\w-])[A-Z]\d{4,8}(?![\w-])"
     holdback_chars: int = 64
 
 

@@ -1,0 +1,45 @@
+"""aftercare.v1.Admin servicer: lineage lookup, policy reload, model listing."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from grpc import aio
+
+from aftercare.v1 import admin_pb2, admin_pb2_grpc
+from server.api.records_pb import decision_pb
+from server.inference.registry import ModelRegistry
+from server.pipeline.policies import PolicyState
+from server.records.store import RecordStore
+
+
+class AdminServicer(admin_pb2_grpc.AdminServicer):
+    def __init__(self, records: RecordStore, policies: PolicyState, registry: ModelRegistry,
+                 executor: Executor) -> None:
+        self._records = records
+        self._policies = policies
+        self._registry = registry
+        self._executor = executor
+
+    async def GetDecision(
+        self, request: admin_pb2.GetDecisionRequest, context: aio.ServicerContext
+    ) -> admin_pb2.DecisionRecord:
+        return decision_pb(await self._records.get_decision(request.decision_id))
+
+    async def ReloadPolicies(
+        self, request: admin_pb2.ReloadPoliciesRequest, context: aio.ServicerContext
+    ) -> admin_pb2.ReloadPoliciesResponse:
+        new, old = await self._policies.reload(request.path, self._executor)
+        return admin_pb2.ReloadPoliciesResponse(
+            version=new, previous_version=old,
+            content_hash=self._policies.current.policy.content_hash,
+        )
+
+    async def ListModels(
+        self, request: admin_pb2.ListModelsRequest, context: aio.ServicerContext
+    ) -> admin_pb2.ListModelsResponse:
+        return admin_pb2.ListModelsResponse(models=[
+            admin_pb2.ModelInfo(name=m.name, version=m.version, providers=m.providers,
+                                active=True)
+            for m in self._registry.active().values()
+        ])
