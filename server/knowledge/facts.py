@@ -188,20 +188,24 @@ class Facts:
 
     # --- returns ------------------------------------------------------------------
 
-    def policy_for(self, product: Product) -> Policy | None:
-        """The most specific return policy for the product's category (None: none applies)."""
+    def policy_for(self, product: Product, segment: str = "") -> Policy | None:
+        """The most specific return policy for the product's category and the customer's
+        segment (None: none applies). A policy that only sets `<segment>_return_window_days`
+        (e.g. business terms) applies to that segment alone."""
         category = category_key(product.category)
-        best: tuple[int, Policy] | None = None
+        best: tuple[tuple[int, bool], Policy] | None = None
         for p in self._policies:
-            if not any(k in RETURN_PARAMS or k.endswith("_return_window_days")
-                       for k in p.params):
+            general = any(k in RETURN_PARAMS for k in p.params)
+            if not (general or f"{segment}_return_window_days" in p.params):
                 continue
             scope = category_key(p.applies_to) if p.applies_to != "*" else ""
             if scope and not (category == scope or category.startswith(scope + "/")):
                 continue
-            depth = len(scope.split("/")) if scope else 0
-            if best is None or depth > best[0]:
-                best = (depth, p)
+            # Deeper category scope first; at equal depth, terms written for the segment.
+            rank = (len(scope.split("/")) if scope else 0,
+                    f"{segment}_return_window_days" in p.params)
+            if best is None or rank > best[0]:
+                best = (rank, p)
         return best[1] if best else None
 
     def return_eligibility(self, order_id: str, product_id: str,
@@ -211,7 +215,8 @@ class Facts:
         product = self._product(product_id)
         if not any(it.product_id == product_id for it in self._items.get(order_id, [])):
             raise NotFound(f"product {product_id!r} is not part of order {order_id!r}")
-        policy = self.policy_for(product)
+        customer = self._customers.get(order.customer_id)
+        policy = self.policy_for(product, customer.segment if customer else "")
         pid, pver = (policy.policy_id, policy.version) if policy else ("", "")
 
         def answer(eligible: bool, code: str, reason: str, deadline: datetime | None = None,

@@ -110,3 +110,22 @@ def test_policy_selection_prefers_most_specific_scope(facts: Facts) -> None:
     phone = facts.policy_for(facts._products["p-phone"])
     assert soft is not None and soft.policy_id == "pol-software"
     assert phone is not None and phone.policy_id == "pol-returns" and phone.version == "2"
+
+
+def test_segment_only_terms_apply_to_that_segment_alone() -> None:
+    import msgspec
+
+    from server.knowledge.schema import Policy
+    from tests.unit.test_graph import tiny_shop
+
+    shop = tiny_shop()
+    b2b = Policy("pol-b2b", "Business terms", "Business orders: 10 days.", "*", "1",
+                 {"b2b_return_window_days": 10})
+    # The business-only policy comes first, as in the demo shop's list order.
+    snap = msgspec.structs.replace(shop, policies=[b2b, *shop.policies])
+    facts = Facts(snap)
+    phone = facts._products["p-phone"]
+    standard = facts.policy_for(phone, "standard")
+    business = facts.policy_for(phone, "b2b")
+    assert standard is not None and standard.policy_id == "pol-returns"
+    assert business is not None and business.policy_id == "pol-b2b"
