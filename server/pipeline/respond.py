@@ -93,7 +93,7 @@ class RespondPipeline:
         self._policies = policies
         self._detector = detector
         self._executor = executor
-        self._generator = generator  # None = the grounded composer under the policy in force
+        self.generator = generator  # None = the grounded composer under the policy in force
         self._max_bytes = max_text_bytes
         self._passages = passages
         self._offers = offers
@@ -172,7 +172,7 @@ class RespondPipeline:
                 facts=grounded.facts, passages=passages, offers=offers,
                 route=decision.route, handoff_message=decision.handoff_message,
             )
-            generator = self._generator or GroundedComposer(
+            generator = self.generator or GroundedComposer(
                 max_refund_statement=bundle.policy.promises.max_refund_statement)
             rec.model_versions["generator"] = f"{generator.name}/{generator.version}"
             guard = StreamGuard(bundle.policy, view.order_view if view else None, own,
