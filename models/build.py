@@ -33,7 +33,13 @@ from models.graph import Layer, append_head
 from models.head import HeadConfig, cross_validate, oos_threshold, train_head
 from models.intent_data import IntentData, default_intents_path, load_intents
 from models.publish import new_staging_dir, publish_version
-from models.repository import MODEL_FILE, TOKENIZER_FILE, ModelRepository, ModelVersion
+from models.repository import (
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    ModelRepository,
+    ModelVersion,
+    sha256_file,
+)
 from models.runtime import OnnxTextModel
 from server.errors import InvalidInput
 
@@ -113,6 +119,9 @@ def _common_manifest(
         "build": {**art.build, "max_length": options.max_length},
         "metrics": dict(metrics),
         "embedding_dim": art.hidden_size,
+        # The int8 encoder graph both models are made of: equal hashes mean the
+        # classifier's `embedding` output is the embedder's, so one pass serves both.
+        "encoder_sha256": sha256_file(art.int8_path),
     }
 
 

@@ -143,7 +143,9 @@ class App:
         batcher = (
             self.config.classifier_batcher if role == CLASSIFIER else self.config.embedder_batcher
         )
-        outputs = ["probabilities"] if role == CLASSIFIER else ["embedding"]
+        # The classifier's embedding output comes along for free (one encoder pass):
+        # Respond searches with it when the encoder is the embedder's.
+        outputs = ["probabilities", "embedding"] if role == CLASSIFIER else ["embedding"]
         model = EncoderModel(mv, cfg, batcher, self.executor, outputs)
         model.warm_up()
         return model

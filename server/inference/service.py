@@ -14,7 +14,8 @@ import msgspec
 import numpy as np
 
 from server.config import ModelsConfig
-from server.errors import InvalidInput
+from server.errors import AftercareError, InvalidInput
+from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 
 DEFAULT_TOP_K = 5
@@ -30,6 +31,9 @@ class Classification(msgspec.Struct, frozen=True):
     out_of_scope: bool
     model_version: str
     threshold: float
+    # The text's sentence embedding, when the classifier's encoder is the served
+    # embedder's (same encoder_sha256): callers can search with it, no second pass.
+    embedding: np.ndarray | None = None
 
     @property
     def intent(self) -> str:
@@ -66,7 +70,8 @@ class InferenceService:
         if top_k < 0:
             raise InvalidInput("top_k must be >= 0")
         async with self.registry.use(CLASSIFIER, model) as clf:
-            probabilities, = await clf.infer(text, deadline)
+            row = await clf.infer(text, deadline)
+            probabilities = row[0]
             labels: list[str] = clf.manifest["labels"]
             threshold = float(clf.manifest.get("oos_threshold", 0.0))
             k = min(top_k or DEFAULT_TOP_K, len(labels))
@@ -77,7 +82,16 @@ class InferenceService:
                 out_of_scope=float(probabilities[order[0]]) < threshold,
                 model_version=clf.model_version,
                 threshold=threshold,
+                embedding=row[1] if len(row) > 1 and self._same_encoder(clf) else None,
             )
+
+    def _same_encoder(self, clf: EncoderModel) -> bool:
+        try:
+            emb = self.registry.get(EMBEDDER)
+        except AftercareError:
+            return False
+        digest = clf.manifest.get("encoder_sha256")
+        return bool(digest) and digest == emb.manifest.get("encoder_sha256")
 
     async def embed(
         self, texts: Sequence[str], model: str = "", deadline: float | None = None

@@ -261,6 +261,22 @@ class Retriever:
         if not self._chunks:
             return []
         vector = np.asarray(await self._embed([text]), dtype=np.float32)
+        return await self.search_vector(vector, k, filters)
+
+    async def search_vector(
+        self,
+        vector: NDArray[np.float32],
+        top_k: int = 0,
+        filters: Mapping[str, str] | None = None,
+    ) -> list[Passage]:
+        """Search with an embedding the caller already has (same embedder as the index)."""
+        k = DEFAULT_TOP_K if top_k == 0 else top_k
+        if not 1 <= k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+        check_filters(filters)
+        if not self._chunks:
+            return []
+        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         hits = (await self._in_thread(self._index.search, vector, k, filters))[0]
         passages = []
         for chunk_id, score in hits:

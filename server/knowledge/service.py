@@ -157,13 +157,22 @@ class KnowledgeService:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def search(
-        self, query: str, top_k: int = 0, filters: Mapping[str, str] | None = None
+        self,
+        query: str,
+        top_k: int = 0,
+        filters: Mapping[str, str] | None = None,
+        vector: np.ndarray | None = None,
     ) -> list[Passage]:
+        """Passages for a query; `vector` is its embedding when the caller has it."""
         if not query.strip():
             raise InvalidInput("query is empty")
         if top_k < 0 or top_k > MAX_TOP_K:
             raise InvalidInput(f"top_k must be between 0 and {MAX_TOP_K}")
-        return await self.current.retriever.search(query, top_k or self._default_top_k, filters)
+        retriever = self.current.retriever
+        k = top_k or self._default_top_k
+        if vector is not None:
+            return await retriever.search_vector(vector, k, filters)
+        return await retriever.search(query, k, filters)
 
     async def recommend(
         self, customer_id: str, product_ids: Sequence[str], top_k: int = 0

@@ -156,13 +156,18 @@ class RespondPipeline:
             passages: list[PassageRef] = []
             offers: list[Offer] = []
             if decision.route == "automated":
-                found = await self._knowledge.search(red.text, self._passages)
+                # Retrieval reuses the classifier's embedding when it has one; offers are
+                # computed alongside (graph kernels in the executor).
+                want_offers = decision.cross_sell_allowed and view is not None
+                found, recs = await asyncio.gather(
+                    self._knowledge.search(red.text, self._passages, vector=cls.embedding),
+                    self._knowledge.recommend(view.customer_id, [], self._offers)
+                    if want_offers and view is not None else _nothing(),
+                )
                 passages = [PassageRef(p.id, p.source_id, p.kind, p.title, p.text, p.score)
                             for p in found]
                 rec.passages = [PassageUse(p.id, p.source_id, p.score) for p in found]
-                if decision.cross_sell_allowed and view is not None:
-                    recs = await self._knowledge.recommend(view.customer_id, [], self._offers)
-                    offers = [Offer(r.product_id, r.title, r.reason, r.score) for r in recs]
+                offers = [Offer(r.product_id, r.title, r.reason, r.score) for r in recs]
             t = mark("ground", t)
 
             g = Grounding(
@@ -295,6 +300,10 @@ class RespondPipeline:
             actions.append(ActionOut("handoff", action_id=handoff.handoff_id, status="pending",
                                      detail=decision.reason))
         return actions, handoff, pending
+
+
+async def _nothing() -> list[Any]:
+    return []
 
 
 def _citations(chunks: list[Chunk]) -> list[Citation]:
