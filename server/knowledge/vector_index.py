@@ -3,9 +3,14 @@
 `HnswIndex` keeps L2-normalized float32 vectors in an hnswlib graph (space "ip", so
 score = inner product = cosine). String ids map to integer labels; an upsert marks
 the old label deleted and inserts under a fresh one, a delete marks it deleted, and
-the graph grows with `resize_index` - nothing is rebuilt. Metadata filters are
-resolved to a set of allowed labels from per-(key, value) posting sets and handed to
-hnswlib's `filter` callback, so they apply during the graph search.
+the graph grows with `resize_index` - nothing is rebuilt.
+
+Metadata filters apply during the graph search, never by over-fetching and dropping.
+A filter is resolved to its allowed labels from per-(key, value) posting sets, then
+routed: few labels -> exact scan; a frequent low-cardinality value (kind, locale,
+category, ...) -> that value's own small graph (see vector_partitions), walked with no
+predicate, or with one for the remaining filters; anything else -> the main graph with
+hnswlib's `filter` callback.
 
 Thread safety: hnswlib allows concurrent `knn_query` calls but not a query during
 `add_items`/`mark_deleted`/`resize_index`, so searches share a read lock and writes
@@ -14,12 +19,13 @@ take it exclusively.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import hnswlib
 import msgspec
@@ -27,22 +33,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from server.errors import InvalidInput
+from server.knowledge.vector_partitions import (
+    FILTER_FIELDS,
+    FilterPartitions,
+    Key,
+    MetaValue,
+    PartitionFile,
+    PartitionPolicy,
+    PartitionStats,
+    VectorsOf,
+    check_filters,
+    filter_keys,
+    move_into_place,
+    new_graph,
+    vectors_from,
+)
 
-MetaValue = str | Sequence[str]
-# Filter key -> the metadata field it reads. "category" matches a path and everything
-# below it ("Electronics" matches "Electronics/Phones"); list fields match membership.
-FILTER_FIELDS: dict[str, str] = {
-    "kind": "kind",
-    "doc_type": "doc_type",
-    "locale": "locale",
-    "source_id": "source_id",
-    "category": "categories",
-    "product_id": "product_ids",
-    "tag": "tags",
-}
 _INDEX_FILE = "hnsw.bin"
 _STATE_FILE = "ids.msgpack"
-_FORMAT = 1
+_FORMAT = 2  # 2 added partitions; a format-1 state loads and its partitions are rebuilt
+_EMPTY: frozenset[int] = frozenset()
 
 Hits = list[list[tuple[str, float]]]
 
@@ -83,9 +93,11 @@ class HnswParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ef_construction: int = 200
     # Query-time breadth (candidate list size), not part of the saved graph. A filtered
     # walk goes on until it holds `ef` *matching* items, so it explores more per unit
-    # of ef and needs a smaller one for the same recall.
+    # of ef and needs a smaller one for the same recall. A partition's graph is a fraction
+    # of the whole, so a smaller breadth reaches the recall `ef` reaches on the whole.
     ef: int = 128
     ef_filtered: int = 32
+    ef_partition: int = 64
     initial_capacity: int = 1024
     build_threads: int = -1  # add_items threads (-1: all cores)
     query_threads: int = 1  # knn_query threads per call; the server parallelizes across calls
@@ -93,6 +105,7 @@ class HnswParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # walk would visit most of the index to collect them anyway.
     exact_below: int = 256
     seed: int = 100
+    partitions: PartitionPolicy = msgspec.field(default_factory=PartitionPolicy)
 
 
 class _State(msgspec.Struct):
@@ -108,6 +121,17 @@ class _State(msgspec.Struct):
     labels: list[int]
     ids: list[str]
     metadata: list[dict[str, str | list[str]]]
+    partition_policy: PartitionPolicy | None = None
+    partitions: list[PartitionFile] = msgspec.field(default_factory=list)
+
+
+class _Route(NamedTuple):
+    """How one filter combination is answered; cached until the next write."""
+
+    graph: hnswlib.Index | None  # None: exact scan
+    allowed: frozenset[int] | None  # None: every live item
+    check: Callable[[int], bool] | None  # hnswlib's filter; None: an unfiltered walk
+    ef: int
 
 
 class _ReadWriteLock:
@@ -122,7 +146,8 @@ class _ReadWriteLock:
     @contextmanager
     def read(self) -> Iterator[None]:
         with self._cond:
-            self._cond.wait_for(lambda: not self._writing and not self._writers_waiting)
+            if self._writing or self._writers_waiting:  # skip building a predicate: hot path
+                self._cond.wait_for(lambda: not self._writing and not self._writers_waiting)
             self._readers += 1
         try:
             yield
@@ -150,39 +175,20 @@ class _ReadWriteLock:
 def normalize_rows(vectors: NDArray[np.floating], dim: int) -> NDArray[np.float32]:
     """Rows as a C-contiguous float32 [n, dim] array of unit length."""
     arr = np.asarray(vectors, dtype=np.float32)
+    if arr.shape == (dim,):
+        # One query, the hot path: a dot and Python floats beat numpy's reductions here.
+        sq = float(arr @ arr)
+        if not 0.0 < sq < math.inf:  # also False for NaN
+            raise InvalidInput("vectors must be finite and non-zero")
+        return (arr / np.float32(math.sqrt(sq)))[None, :]
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise InvalidInput(f"vectors must have shape [n, {dim}], got {list(np.shape(vectors))}")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
+    if not np.isfinite(norms).all() or not norms.all():
         raise InvalidInput("vectors must be finite and non-zero")
     return np.ascontiguousarray(arr / norms, dtype=np.float32)
-
-
-def check_filters(filters: Mapping[str, str] | None) -> None:
-    """Raise InvalidInput for an unknown key or an empty value."""
-    for key, value in (filters or {}).items():
-        if key not in FILTER_FIELDS:
-            raise InvalidInput(f"unknown filter {key!r}; known: {', '.join(sorted(FILTER_FIELDS))}")
-        if not isinstance(value, str) or not value:
-            raise InvalidInput(f"filter {key!r} needs a non-empty string value")
-
-
-def _filter_keys(metadata: Mapping[str, MetaValue]) -> Iterator[tuple[str, str]]:
-    """The (filter key, value) postings an item belongs to."""
-    for key, field in FILTER_FIELDS.items():
-        raw = metadata.get(field)
-        if raw is None:
-            continue
-        values = (raw,) if isinstance(raw, str) else tuple(raw)
-        for value in values:
-            if key == "category":
-                parts = value.split("/")
-                for depth in range(1, len(parts) + 1):
-                    yield key, "/".join(parts[:depth])
-            else:
-                yield key, value
 
 
 class HnswIndex:
@@ -194,22 +200,25 @@ class HnswIndex:
         self._dim = dim
         self.params = params or HnswParams()
         self._lock = _ReadWriteLock()
+        self._use_partitions = True
         self._reset(self.params.initial_capacity)
 
     def _reset(self, capacity: int) -> None:
-        self._graph = hnswlib.Index(space="ip", dim=self._dim)
-        self._graph.init_index(
-            max_elements=max(capacity, 1),
-            M=self.params.M,
-            ef_construction=self.params.ef_construction,
-            random_seed=self.params.seed,
+        p = self.params
+        self._graph = new_graph(self._dim, capacity, p.M, p.ef_construction, p.seed)
+        self._parts = FilterPartitions(
+            self._dim,
+            p.partitions,
+            ef_construction=p.ef_construction,
+            seed=p.seed,
+            threads=p.build_threads,
         )
-        self._graph.set_ef(1)  # breadth is chosen per query, see search()
         self._label_of: dict[str, int] = {}
-        self._id_of: dict[int, str] = {}
+        self._id_of: list[str] = []  # by label; "" for a deleted one (a list: hot-path lookup)
         self._meta: dict[int, dict[str, str | list[str]]] = {}
-        self._postings: dict[tuple[str, str], set[int]] = {}
-        self._allowed_cache: dict[tuple[tuple[str, str], ...], frozenset[int]] = {}
+        self._postings: dict[Key, set[int]] = {}
+        self._partitionable: set[Key] = set()  # posting keys the partition policy covers
+        self._routes: dict[tuple[Key, ...], _Route] = {}
         self._next_label = 0
         self._deleted = 0
 
@@ -231,12 +240,38 @@ class HnswIndex:
     def ids(self) -> list[str]:
         return list(self._label_of)
 
-    def set_ef(self, ef: int, ef_filtered: int | None = None) -> None:
-        """Change the query-time breadth (recall against speed); no rebuild needed."""
+    def set_ef(
+        self, ef: int, ef_filtered: int | None = None, ef_partition: int | None = None
+    ) -> None:
+        """Change the query-time breadths (recall against speed); no rebuild needed."""
         ef_filtered = self.params.ef_filtered if ef_filtered is None else ef_filtered
-        if ef < 1 or ef_filtered < 1:
-            raise InvalidInput(f"ef values must be at least 1, got {ef}, {ef_filtered}")
-        self.params = msgspec.structs.replace(self.params, ef=ef, ef_filtered=ef_filtered)
+        ef_partition = self.params.ef_partition if ef_partition is None else ef_partition
+        if min(ef, ef_filtered, ef_partition) < 1:
+            raise InvalidInput(
+                f"ef values must be at least 1, got {ef}, {ef_filtered}, {ef_partition}"
+            )
+        with self._lock.write():
+            self.params = msgspec.structs.replace(
+                self.params, ef=ef, ef_filtered=ef_filtered, ef_partition=ef_partition
+            )
+            self._routes.clear()
+
+    def set_partition_routing(self, enabled: bool) -> None:
+        """Query-time switch (benchmarks, A/B): off sends filters to the main graph's callback.
+
+        Partitions are maintained either way, so switching back on costs nothing.
+        """
+        with self._lock.write():
+            self._use_partitions = enabled
+            self._routes.clear()
+
+    def partition_stats(self) -> PartitionStats:
+        with self._lock.read():
+            return self._parts.stats()
+
+    def partition_keys(self) -> list[Key]:
+        with self._lock.read():
+            return sorted(self._parts)
 
     # -- writes -------------------------------------------------------------------
 
@@ -261,19 +296,24 @@ class HnswIndex:
             return
         data = normalize_rows(vectors, self._dim)
         with self._lock.write():
-            labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
+            first = self._next_label
+            labels = np.arange(first, first + len(ids), dtype=np.int64)
             needed = self._graph.get_current_count() + len(ids)
             if needed > self._graph.get_max_elements():
                 self._graph.resize_index(max(needed, 2 * self._graph.get_max_elements()))
             self._graph.add_items(data, labels, num_threads=self.params.build_threads)
             self._next_label += len(ids)
+            self._id_of.extend([""] * len(ids))
+            fresh: dict[Key, list[int]] = {}  # new labels of partitions that exist already
             for item_id, label, meta in zip(ids, labels.tolist(), metadata, strict=True):
                 old = self._label_of.get(item_id)
                 if old is not None:
                     self._forget(old)
                 stored = {k: v if isinstance(v, str) else list(v) for k, v in meta.items()}
-                self._remember(item_id, label, stored)
-            self._allowed_cache.clear()
+                self._remember(item_id, label, stored, fresh)
+            vectors_of = vectors_from(self._graph, first, data)
+            self._parts.add(fresh, vectors_of)
+            self._after_write(vectors_of)
 
     def delete(self, ids: Iterable[str]) -> int:
         with self._lock.write():
@@ -284,44 +324,83 @@ class HnswIndex:
                     self._forget(label)
                     removed += 1
             if removed:
-                self._allowed_cache.clear()
+                self._after_write(vectors_from(self._graph, self._next_label, None))
             return removed
 
-    def _remember(self, item_id: str, label: int, meta: dict[str, str | list[str]]) -> None:
+    def _after_write(self, vectors_of: VectorsOf) -> None:
+        self._parts.rebalance(self._postings, self._partitionable, len(self), vectors_of)
+        self._routes.clear()
+
+    def _remember(
+        self,
+        item_id: str,
+        label: int,
+        meta: dict[str, str | list[str]],
+        fresh: dict[Key, list[int]] | None = None,
+    ) -> None:
         self._label_of[item_id] = label
         self._id_of[label] = item_id
         self._meta[label] = meta
-        for key in _filter_keys(meta):
-            self._postings.setdefault(key, set()).add(label)
+        for key in filter_keys(meta):
+            posting = self._postings.get(key)
+            if posting is None:
+                posting = self._postings[key] = set()
+                if self._parts.policy.wants(key):
+                    self._partitionable.add(key)
+            posting.add(label)
+            if fresh is not None and self._parts.get(key) is not None:
+                fresh.setdefault(key, []).append(label)
 
     def _forget(self, label: int) -> None:
         self._graph.mark_deleted(label)
         self._deleted += 1
-        item_id = self._id_of.pop(label)
+        item_id = self._id_of[label]
+        self._id_of[label] = ""
         del self._label_of[item_id]
-        for key in _filter_keys(self._meta.pop(label)):
+        for key in filter_keys(self._meta.pop(label)):
+            self._parts.mark_deleted(key, label)
             posting = self._postings[key]
             posting.discard(label)
             if not posting:
                 del self._postings[key]
+                self._partitionable.discard(key)
 
     # -- reads --------------------------------------------------------------------
 
     def allowed_labels(self, filters: Mapping[str, str] | None) -> frozenset[int] | None:
         """Labels passing every filter (None: no filter). Cached until the next write."""
+        return self._route(filters).allowed
+
+    def _route(self, filters: Mapping[str, str] | None) -> _Route:
         check_filters(filters)
         if not filters:
-            return None
+            return _Route(self._graph, None, None, self.params.ef)
         key = tuple(sorted(filters.items()))
-        cached = self._allowed_cache.get(key)
-        if cached is not None:
-            return cached
-        postings = sorted((self._postings.get(item, set()) for item in key), key=len)
+        route = self._routes.get(key)
+        if route is not None:
+            return route
+        postings = sorted((self._postings.get(item, _EMPTY) for item in key), key=len)
         allowed = frozenset(postings[0].intersection(*postings[1:]))
-        if len(self._allowed_cache) >= 256:
-            self._allowed_cache.clear()
-        self._allowed_cache[key] = allowed
-        return allowed
+        p = self.params
+        parts = [part for item in key if (part := self._parts.get(item)) is not None]
+        if len(allowed) <= p.exact_below:
+            route = _Route(None, allowed, None, 0)
+        elif len(allowed) == len(self._label_of):  # a filter that passes every item
+            route = _Route(self._graph, allowed, None, p.ef)
+        elif parts and self._use_partitions:
+            smallest = min(parts, key=lambda part: part.live)
+            # allowed is a subset of the partition's items: equal sizes mean equal sets.
+            if smallest.live == len(allowed):
+                route = _Route(smallest.graph, allowed, None, p.ef_partition)
+            else:
+                route = _Route(smallest.graph, allowed, allowed.__contains__, p.ef_filtered)
+        else:
+            # frozenset.__contains__ is a C method: no Python frame per visited node.
+            route = _Route(self._graph, allowed, allowed.__contains__, p.ef_filtered)
+        if len(self._routes) >= 256:
+            self._routes.clear()
+        self._routes[key] = route
+        return route
 
     def search(
         self, vectors: NDArray[np.float32], k: int, filters: Mapping[str, str] | None = None
@@ -330,39 +409,34 @@ class HnswIndex:
             raise InvalidInput(f"k must be at least 1, got {k}")
         queries = normalize_rows(vectors, self._dim)
         with self._lock.read():
-            allowed = self.allowed_labels(filters)
-            candidates = len(self._label_of) if allowed is None else len(allowed)
+            route = self._route(filters)
+            candidates = len(self._label_of) if route.allowed is None else len(route.allowed)
             k = min(k, candidates)
             if k == 0:
                 return [[] for _ in range(len(queries))]
-            if allowed is not None and len(allowed) <= self.params.exact_below:
-                return self._exact(queries, k, allowed)
+            if route.graph is None:
+                return self._exact(queries, k, route.allowed)
             # hnswlib walks with breadth max(its ef, k); its ef is pinned to 1, so asking
             # for `breadth` results sets this query's ef without touching shared state.
             # Only the first k are kept.
-            ef = self.params.ef if allowed is None else self.params.ef_filtered
-            breadth = min(max(k, ef), candidates)
+            breadth = min(max(k, route.ef), candidates)
             try:
-                # frozenset.__contains__ is a C method: no Python frame per visited node.
-                labels, dists = self._graph.knn_query(
-                    queries,
-                    k=breadth,
-                    num_threads=self.params.query_threads,
-                    filter=None if allowed is None else allowed.__contains__,
+                labels, dists = route.graph.knn_query(
+                    queries, k=breadth, num_threads=self.params.query_threads, filter=route.check
                 )
             except RuntimeError:
                 # hnswlib found fewer items than asked (a graph split by deletions).
-                return self._exact(queries, k, allowed)
+                return self._exact(queries, k, route.allowed)
+            # One C-level lookup per hit: this loop runs on every query.
+            id_of = self._id_of.__getitem__
             return [
-                [
-                    (self._id_of[label], 1.0 - float(dist))
-                    for label, dist in zip(row_l, row_d, strict=True)
-                ]
+                list(zip(map(id_of, row_l), [1.0 - d for d in row_d], strict=True))
                 for row_l, row_d in zip(labels[:, :k].tolist(), dists[:, :k].tolist(), strict=True)
             ]
 
     def _exact(self, queries: NDArray[np.float32], k: int, allowed: frozenset[int] | None) -> Hits:
-        labels = np.fromiter(self._id_of if allowed is None else allowed, dtype=np.int64)
+        live = self._label_of.values() if allowed is None else allowed
+        labels = np.fromiter(live, dtype=np.int64, count=len(live))
         labels.sort()  # a stable order makes ties deterministic
         stored = np.asarray(self._graph.get_items(labels, return_type="numpy"), dtype=np.float32)
         scores = queries @ stored.T
@@ -376,10 +450,15 @@ class HnswIndex:
     # -- persistence ----------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        """Write the graph and the id/metadata state into `directory`, each file atomically."""
+        """Write the graphs and the id/metadata state into `directory`, each file atomically.
+
+        The state file goes last and records each graph's slot count, so `load` notices
+        graph files from a save that did not finish.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         with self._lock.read():
-            labels = list(self._id_of)
+            labels = list(self._label_of.values())
+            partitions, moves = self._parts.save(directory)
             state = _State(
                 format=_FORMAT,
                 dim=self._dim,
@@ -389,20 +468,28 @@ class HnswIndex:
                 capacity=self._graph.get_max_elements(),
                 deleted=self._deleted,
                 labels=labels,
-                ids=[self._id_of[label] for label in labels],
+                ids=list(self._label_of),
                 metadata=[self._meta[label] for label in labels],
+                partition_policy=self._parts.policy,
+                partitions=partitions,
             )
             tmp_index = directory / f".{_INDEX_FILE}.tmp"
             self._graph.save_index(str(tmp_index))
         tmp_state = directory / f".{_STATE_FILE}.tmp"
         tmp_state.write_bytes(msgspec.msgpack.encode(state))
         os.replace(tmp_index, directory / _INDEX_FILE)
+        move_into_place(moves)
         os.replace(tmp_state, directory / _STATE_FILE)
+        FilterPartitions.remove_stale(directory, (p.file for p in partitions))
 
     def load(self, directory: Path) -> None:
-        """Replace the content with what `save` wrote; the saved graph must match dim and M."""
+        """Replace the content with what `save` wrote; the saved graph must match dim and M.
+
+        Partitions saved under the same policy are loaded; otherwise (an older format, a
+        changed policy, a missing or inconsistent file) they are rebuilt from the graph.
+        """
         state = msgspec.msgpack.decode((directory / _STATE_FILE).read_bytes(), type=_State)
-        if state.format != _FORMAT or state.dim != self._dim or state.M != self.params.M:
+        if state.format not in (1, _FORMAT) or state.dim != self._dim or state.M != self.params.M:
             raise ValueError(
                 f"saved index (format {state.format}, dim {state.dim}, M {state.M}) does not match "
                 f"(format {_FORMAT}, dim {self._dim}, M {self.params.M})"
@@ -418,6 +505,10 @@ class HnswIndex:
             self._reset(1)
             self._graph = graph
             self._next_label = state.next_label
+            self._id_of = [""] * state.next_label
             self._deleted = state.deleted
             for label, item_id, meta in zip(state.labels, state.ids, state.metadata, strict=True):
                 self._remember(item_id, label, meta)
+            # Saved partitions are used only if they match; missing ones are built here.
+            self._parts.load(directory, state.partition_policy, state.partitions, self._postings)
+            self._after_write(vectors_from(self._graph, self._next_label, None))

@@ -1,10 +1,11 @@
-"""HnswIndex: upsert, delete, filters, resize, persistence and recall against brute force."""
+"""HnswIndex: upsert, delete, filters, partitions, resize, persistence, recall vs brute force."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from numpy.typing import NDArray
 
 from server.errors import InvalidInput
 from server.knowledge.vector_index import HnswIndex, HnswParams, VectorIndex
+from server.knowledge.vector_partitions import PartitionPolicy
 
 DIM = 32
 
@@ -31,7 +33,7 @@ def _meta(i: int) -> dict[str, str | tuple[str, ...]]:
     }
 
 
-def _filled(n: int, seed: int = 0, **params: int) -> tuple[HnswIndex, NDArray[np.float32]]:
+def _filled(n: int, seed: int = 0, **params: Any) -> tuple[HnswIndex, NDArray[np.float32]]:
     vectors = _unit(np.random.default_rng(seed), n)
     index = HnswIndex(DIM, HnswParams(**params))
     index.add([f"d{i}" for i in range(n)], vectors, [_meta(i) for i in range(n)])
@@ -229,8 +231,10 @@ def test_breadth_is_per_query_and_set_ef_validates() -> None:
         index.set_ef(0)
 
 
-def test_concurrent_searches_during_writes_see_only_live_items() -> None:
-    index, vectors = _filled(400)
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_concurrent_searches_during_writes_see_only_live_items(partitioned: bool) -> None:
+    index, vectors = _partitioned(n=400) if partitioned else _filled(400)
+    assert bool(index.partition_keys()) == partitioned
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -259,3 +263,26 @@ def test_concurrent_searches_during_writes_see_only_live_items() -> None:
     assert len(index) == 400 + 30 * 10 and index.deleted == 30 * 10
     survivors = index.search(vectors[:1], k=1000)[0]
     assert {h[0] for h in survivors} == set(index.ids())
+
+
+# -- an index with partitions (shared with test_vector_partitions) ----------------------
+
+N_PART = 600
+WIDE = 1000  # breadth above the item count: graph walks become exact, so results compare
+
+
+def _partitioned(
+    n: int = N_PART, seed: int = 0, **policy: Any
+) -> tuple[HnswIndex, NDArray[np.float32]]:
+    settings = {"min_size": 40, "max_fraction": 0.9, "budget": 10.0, **policy}
+    params = HnswParams(
+        ef=WIDE,
+        ef_filtered=WIDE,
+        ef_partition=WIDE,
+        exact_below=0,
+        partitions=PartitionPolicy(**settings),
+    )
+    vectors = _unit(np.random.default_rng(seed), n)
+    index = HnswIndex(DIM, params)
+    index.add([f"d{i}" for i in range(n)], vectors, [_meta(i) for i in range(n)])
+    return index, vectors
