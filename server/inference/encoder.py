@@ -67,6 +67,7 @@ class EncoderModel:
             models.providers,
             models.intra_op_threads,
             models.inter_op_threads,
+            models.allow_spinning,
         )
         self.providers = providers_in_use(self.session)
         self.tokenizer = TextTokenizer(
@@ -87,6 +88,7 @@ class EncoderModel:
             max_queue_delay_s=batcher.max_queue_delay_ms / 1000.0,
             max_queue_size=batcher.max_queue_size,
             idle_dispatch=batcher.idle_dispatch,
+            concurrency=batcher.concurrency,
             executor=executor,
         )
 

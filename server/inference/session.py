@@ -39,8 +39,12 @@ def create_session(
     providers: Sequence[str] = (),
     intra_op_threads: int = 0,
     inter_op_threads: int = 1,
+    allow_spinning: bool = True,
 ) -> ort.InferenceSession:
     opts = ort.SessionOptions()
+    if not allow_spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if intra_op_threads > 0:
