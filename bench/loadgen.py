@@ -6,9 +6,11 @@ Used by every server benchmark; latencies in seconds from time.perf_counter().
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import msgspec
 import numpy as np
@@ -26,6 +28,19 @@ class LoadResult(msgspec.Struct):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+
+
+@contextlib.contextmanager
+def quiet_gc() -> Iterator[None]:
+    """No collector pauses in the load generator while it measures (they are its
+    own, not the server's); everything is collected before and after."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 def _summary(mode: str, level: float, lat: list[float], errors: int, secs: float) -> LoadResult:
@@ -62,7 +77,8 @@ async def closed_loop(call: Call, concurrency: int, duration_s: float) -> LoadRe
             latencies.append(time.perf_counter() - t0)
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    with quiet_gc():
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
     return _summary("closed", concurrency, latencies, errors, time.perf_counter() - t0)
 
 
@@ -86,12 +102,13 @@ async def open_loop(call: Call, rate: float, duration_s: float, seed: int = 0) -
     start = time.perf_counter()
     next_at = start
     i = 0
-    while next_at < start + duration_s:
-        delay = next_at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(i)))
-        i += 1
-        next_at += rng.expovariate(rate)
-    await asyncio.gather(*tasks)
+    with quiet_gc():
+        while next_at < start + duration_s:
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(i)))
+            i += 1
+            next_at += rng.expovariate(rate)
+        await asyncio.gather(*tasks)
     return _summary("open", rate, latencies, errors, time.perf_counter() - start)

@@ -24,10 +24,10 @@ from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
 from server.generation.composer import GroundedComposer
 from server.governance.guard import StreamGuard
-from server.governance.pii import PiiDetector
+from server.governance.pii import PiiDetector, Redaction
 from server.governance.routing import RouteDecision, RoutingInput, extract_amounts
 from server.inference.service import InferenceService
-from server.knowledge.service import KnowledgeService
+from server.knowledge.service import KnowledgeService, ShopKnowledge
 from server.pipeline import grounding
 from server.pipeline.policies import PolicyState
 from server.records.store import RecordStore, utcnow
@@ -101,6 +101,13 @@ class RespondPipeline:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    def _redact_for(self, shop: ShopKnowledge, req: RespondInput,
+                    ) -> tuple[grounding.CustomerView | None, Redaction]:
+        """The customer (NotFound for an unknown id) and their message without PII; their
+        own order and product ids stay, since they are not PII to this shop."""
+        view = grounding.customer_view(shop, req.customer_id)
+        return view, self._detector.redact(req.text, view.own_ids if view else frozenset())
+
     def _validate(self, req: RespondInput) -> RespondInput:
         if not req.text.strip():
             raise InvalidInput("text is empty")
@@ -132,9 +139,8 @@ class RespondPipeline:
         )
         submitted = False
         try:
-            view = await self._run(grounding.customer_view, shop, req.customer_id)
+            view, red = await self._run(self._redact_for, shop, req)
             own = view.own_ids if view else frozenset()
-            red = await self._run(self._detector.redact, req.text, own)
             rec.redacted_input, rec.pii_kinds = red.text, red.kinds
             t = mark("pii", t0)
 
