@@ -72,7 +72,7 @@ class App:
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(
             self.inference, self.knowledge, self.records, self.policies, detector,
-            self.executor, self._generator(), config.models.max_text_bytes,
+            self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
         )
         self.health = HealthServicer()
         self.server = aio.server(

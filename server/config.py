@@ -22,6 +22,17 @@ from server.errors import InvalidInput
 ENV_PREFIX = "AFTERCARE_"
 
 
+DEMO_INTENT_TAGS = {
+    "order_status": "tracking", "cancel_order": "cancellation", "change_order": "change order",
+    "return_item": "returns", "refund_status": "refunds", "damaged_item": "damaged",
+    "wrong_item": "wrong item", "missing_package": "lost parcel", "warranty_claim": "warranty",
+    "change_address": "address", "delivery_options": "delivery", "shipping_cost": "costs",
+    "payment_problem": "payment issue", "invoice_request": "invoice", "account_access": "login",
+    "delete_account": "privacy", "promo_code": "promo code", "complaint": "contact",
+    "talk_to_human": "contact", "newsletter": "newsletter",
+}
+
+
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
@@ -81,6 +92,15 @@ class RetrievalConfig(_Section):
     ef_construction: int = 200
     ef: int = 64
     default_top_k: int = 5
+    # What Respond may quote to a customer: the shop's own articles and policies, not
+    # agent-facing guidelines or imported FAQ templates (Search still returns those).
+    respond_kinds: list[str] = msgspec.field(default_factory=lambda: ["article", "policy"])
+    respond_min_score: float = 0.3  # cosine; weaker passages are not quoted
+    respond_passages: int = 3
+    # Help-center tag per intent: Respond ranks articles with that tag first (the
+    # embedding alone ranks short messages loosely). Defaults fit the demo shop.
+    intent_tags: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEMO_INTENT_TAGS))
+    intent_tag_boost: float = 0.15
 
 
 class RecordsConfig(_Section):

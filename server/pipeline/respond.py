@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from server.config import RetrievalConfig
 from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
 from server.generation.composer import GroundedComposer
@@ -27,6 +28,7 @@ from server.governance.guard import StreamGuard
 from server.governance.pii import PiiDetector, Redaction
 from server.governance.routing import RouteDecision, RoutingInput, extract_amounts
 from server.inference.service import InferenceService
+from server.knowledge.retrieval import Passage
 from server.knowledge.service import KnowledgeService, ShopKnowledge
 from server.pipeline import grounding
 from server.pipeline.policies import PolicyState
@@ -86,7 +88,8 @@ class RespondPipeline:
     def __init__(self, inference: InferenceService, knowledge: KnowledgeService,
                  records: RecordStore, policies: PolicyState, detector: PiiDetector,
                  executor: Executor, generator: Generator | None = None,
-                 max_text_bytes: int = 8192, passages: int = 3, offers: int = 2) -> None:
+                 max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
+                 offers: int = 2) -> None:
         self._inference = inference
         self._knowledge = knowledge
         self._records = records
@@ -95,7 +98,7 @@ class RespondPipeline:
         self._executor = executor
         self.generator = generator  # None = the grounded composer under the policy in force
         self._max_bytes = max_text_bytes
-        self._passages = passages
+        self._retrieval = retrieval or RetrievalConfig()
         self._offers = offers
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -166,13 +169,15 @@ class RespondPipeline:
                 # computed alongside (graph kernels in the executor).
                 want_offers = decision.cross_sell_allowed and view is not None
                 found, recs = await asyncio.gather(
-                    self._knowledge.search(red.text, self._passages, vector=cls.embedding),
+                    self._passages_for(red.text, cls.embedding, cls.intent),
                     self._knowledge.recommend(view.customer_id, [], self._offers)
                     if want_offers and view is not None else _nothing(),
                 )
-                passages = [PassageRef(p.id, p.source_id, p.kind, p.title, p.text, p.score)
-                            for p in found]
-                rec.passages = [PassageUse(p.id, p.source_id, p.score) for p in found]
+                # The generator sees the pipeline's ranking; the record keeps the
+                # retrieval (cosine) scores.
+                passages = [PassageRef(p.id, p.source_id, p.kind, p.title, p.text, rank)
+                            for rank, p in found]
+                rec.passages = [PassageUse(p.id, p.source_id, p.score) for _, p in found]
                 offers = [Offer(r.product_id, r.title, r.reason, r.score) for r in recs]
             t = mark("ground", t)
 
@@ -253,6 +258,29 @@ class RespondPipeline:
                 rec.finished_at = utcnow()
                 lat.setdefault("total", round((time.perf_counter() - t0) * 1000.0, 3))
                 await self._records.submit_decision(rec)
+
+    async def _passages_for(self, text: str, vector: Any, intent: str,
+                            ) -> list[tuple[float, Passage]]:
+        """The best customer-facing passages: one filtered search per allowed kind, plus
+        the articles tagged for this intent (ranked up by `intent_tag_boost`), merged;
+        matches under `respond_min_score` are not quoted."""
+        cfg = self._retrieval
+        k = cfg.respond_passages
+        filters = [{"kind": kind} for kind in cfg.respond_kinds]
+        tag = cfg.intent_tags.get(intent, "")
+        if tag and "article" in cfg.respond_kinds:
+            filters.append({"kind": "article", "tag": tag})
+        hits = await asyncio.gather(*(
+            self._knowledge.search(text, k, f, vector=vector) for f in filters))
+        best: dict[str, tuple[float, Passage]] = {}
+        for f, found in zip(filters, hits, strict=True):
+            boost = cfg.intent_tag_boost if "tag" in f else 0.0
+            for p in found:
+                if p.score >= cfg.respond_min_score and (
+                        p.id not in best or best[p.id][0] < p.score + boost):
+                    best[p.id] = (p.score + boost, p)
+        ranked = sorted(best.values(), key=lambda sp: (-sp[0], sp[1].id))
+        return ranked[:k]  # (ranking score, passage with its retrieval score)
 
     async def _route(self, bundle: Any, req: RespondInput, text: str, cls: Any,
                      view: grounding.CustomerView | None,
