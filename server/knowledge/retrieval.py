@@ -270,20 +270,38 @@ class Retriever:
         filters: Mapping[str, str] | None = None,
     ) -> list[Passage]:
         """Search with an embedding the caller already has (same embedder as the index)."""
-        k = DEFAULT_TOP_K if top_k == 0 else top_k
-        if not 1 <= k <= MAX_TOP_K:
-            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
-        check_filters(filters)
+        return (await self.search_vector_many(vector, [(top_k, filters)]))[0]
+
+    async def search_vector_many(
+        self,
+        vector: NDArray[np.float32],
+        requests: Sequence[tuple[int, Mapping[str, str] | None]],
+    ) -> list[list[Passage]]:
+        """Several (top_k, filters) searches for one embedding in one trip to the thread
+        pool: a caller that ranks across filters pays one hop, not one per filter."""
+        plan = []
+        for top_k, filters in requests:
+            k = DEFAULT_TOP_K if top_k == 0 else top_k
+            if not 1 <= k <= MAX_TOP_K:
+                raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+            check_filters(filters)
+            plan.append((k, filters))
         if not self._chunks:
-            return []
-        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        hits = (await self._in_thread(self._index.search, vector, k, filters))[0]
-        passages = []
-        for chunk_id, score in hits:
-            c = self._chunks.get(chunk_id)
-            if c is not None:  # deleted between the graph walk and now
-                passages.append(Passage(c.id, c.source_id, c.kind, c.title, c.text, score))
-        return passages
+            return [[] for _ in plan]
+        row = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+
+        def run() -> list[list[tuple[str, float]]]:
+            return [self._index.search(row, k, filters)[0] for k, filters in plan]
+
+        out = []
+        for hits in await self._in_thread(run):
+            passages = []
+            for chunk_id, score in hits:
+                c = self._chunks.get(chunk_id)
+                if c is not None:  # deleted between the graph walk and now
+                    passages.append(Passage(c.id, c.source_id, c.kind, c.title, c.text, score))
+            out.append(passages)
+        return out
 
     async def upsert(
         self, articles: Iterable[Article] = (), policies: Iterable[Policy] = ()

@@ -174,6 +174,12 @@ class KnowledgeService:
             return await retriever.search_vector(vector, k, filters)
         return await retriever.search(query, k, filters)
 
+    async def search_filtered(
+        self, vector: np.ndarray, requests: Sequence[tuple[int, Mapping[str, str] | None]],
+    ) -> list[list[Passage]]:
+        """Several filtered searches for one query embedding, in one executor hop."""
+        return await self.current.retriever.search_vector_many(vector, requests)
+
     async def recommend(
         self, customer_id: str, product_ids: Sequence[str], top_k: int = 0
     ) -> list[Recommendation]:

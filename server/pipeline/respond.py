@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -167,12 +167,11 @@ class RespondPipeline:
             if decision.route == "automated":
                 # Retrieval reuses the classifier's embedding when it has one; offers are
                 # computed alongside (graph kernels in the executor).
-                want_offers = decision.cross_sell_allowed and view is not None
-                found, recs = await asyncio.gather(
-                    self._passages_for(red.text, cls.embedding, cls.intent),
+                offers_aw: Awaitable[list[Any]] = (
                     self._knowledge.recommend(view.customer_id, [], self._offers)
-                    if want_offers and view is not None else _nothing(),
-                )
+                    if decision.cross_sell_allowed and view is not None else _nothing())
+                found, recs = await asyncio.gather(
+                    self._passages_for(red.text, cls.embedding, cls.intent), offers_aw)
                 # The generator sees the pipeline's ranking; the record keeps the
                 # retrieval (cosine) scores.
                 passages = [PassageRef(p.id, p.source_id, p.kind, p.title, p.text, rank)
@@ -270,8 +269,9 @@ class RespondPipeline:
         tag = cfg.intent_tags.get(intent, "")
         if tag and "article" in cfg.respond_kinds:
             filters.append({"kind": "article", "tag": tag})
-        hits = await asyncio.gather(*(
-            self._knowledge.search(text, k, f, vector=vector) for f in filters))
+        if vector is None:  # the classifier's encoder is not the index's: embed the text
+            vector = (await self._inference.embed_documents([text])).vectors[0]
+        hits = await self._knowledge.search_filtered(vector, [(k, f) for f in filters])
         best: dict[str, tuple[float, Passage]] = {}
         for f, found in zip(filters, hits, strict=True):
             boost = cfg.intent_tag_boost if "tag" in f else 0.0
