@@ -103,7 +103,7 @@ class HnswParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     query_threads: int = 1  # knn_query threads per call; the server parallelizes across calls
     # When a filter allows at most this many items, score them exactly instead: the graph
     # walk would visit most of the index to collect them anyway.
-    exact_below: int = 256
+    exact_below: int = 2048  # up to a partition's minimum size: no callback walks below
     seed: int = 100
     partitions: PartitionPolicy = msgspec.field(default_factory=PartitionPolicy)
 
@@ -219,6 +219,8 @@ class HnswIndex:
         self._postings: dict[Key, set[int]] = {}
         self._partitionable: set[Key] = set()  # posting keys the partition policy covers
         self._routes: dict[tuple[Key, ...], _Route] = {}
+        # Vectors of small allowed sets, for exact scans; cleared with the routes.
+        self._exact_rows: dict[frozenset[int], tuple[NDArray[np.int64], NDArray[np.float32]]] = {}
         self._next_label = 0
         self._deleted = 0
 
@@ -255,6 +257,7 @@ class HnswIndex:
                 self.params, ef=ef, ef_filtered=ef_filtered, ef_partition=ef_partition
             )
             self._routes.clear()
+            self._exact_rows.clear()
 
     def set_partition_routing(self, enabled: bool) -> None:
         """Query-time switch (benchmarks, A/B): off sends filters to the main graph's callback.
@@ -264,6 +267,7 @@ class HnswIndex:
         with self._lock.write():
             self._use_partitions = enabled
             self._routes.clear()
+            self._exact_rows.clear()
 
     def partition_stats(self) -> PartitionStats:
         with self._lock.read():
@@ -330,6 +334,7 @@ class HnswIndex:
     def _after_write(self, vectors_of: VectorsOf) -> None:
         self._parts.rebalance(self._postings, self._partitionable, len(self), vectors_of)
         self._routes.clear()
+        self._exact_rows.clear()
 
     def _remember(
         self,
@@ -399,6 +404,7 @@ class HnswIndex:
             route = _Route(self._graph, allowed, allowed.__contains__, p.ef_filtered)
         if len(self._routes) >= 256:
             self._routes.clear()
+            self._exact_rows.clear()
         self._routes[key] = route
         return route
 
@@ -435,10 +441,19 @@ class HnswIndex:
             ]
 
     def _exact(self, queries: NDArray[np.float32], k: int, allowed: frozenset[int] | None) -> Hits:
-        live = self._label_of.values() if allowed is None else allowed
-        labels = np.fromiter(live, dtype=np.int64, count=len(live))
-        labels.sort()  # a stable order makes ties deterministic
-        stored = np.asarray(self._graph.get_items(labels, return_type="numpy"), dtype=np.float32)
+        cached = self._exact_rows.get(allowed) if allowed is not None else None
+        if cached is None:
+            live = self._label_of.values() if allowed is None else allowed
+            labels = np.fromiter(live, dtype=np.int64, count=len(live))
+            labels.sort()  # a stable order makes ties deterministic
+            stored = np.asarray(self._graph.get_items(labels, return_type="numpy"),
+                                dtype=np.float32)
+            if allowed is not None:  # the same filter comes back: keep its rows
+                if len(self._exact_rows) >= 32:  # at most 32 x exact_below rows held
+                    self._exact_rows.clear()
+                self._exact_rows[allowed] = (labels, stored)
+        else:
+            labels, stored = cached
         scores = queries @ stored.T
         out: Hits = []
         for row in scores:

@@ -286,3 +286,18 @@ def _partitioned(
     index = HnswIndex(DIM, params)
     index.add([f"d{i}" for i in range(n)], vectors, [_meta(i) for i in range(n)])
     return index, vectors
+
+
+def test_exact_scan_rows_are_refreshed_after_writes() -> None:
+    """Exact scans keep the rows of a filter between queries; a write must drop them."""
+    index, vectors = _filled(300, exact_below=10_000)
+    kind = _meta(0)["kind"]  # "faq": d0, d5, d10, ...
+    query = vectors[7]  # an "article", so no faq matches it exactly
+    first = index.search(query[None, :], 1, {"kind": kind})[0][0]
+    assert first[1] < 0.99
+    # Replace d0 with the query itself: it must now be the best match of that filter.
+    index.add(["d0"], query[None, :], [_meta(0)])
+    again = index.search(query[None, :], 1, {"kind": kind})[0][0]
+    assert again[0] == "d0" and again[1] == pytest.approx(1.0, abs=1e-5)
+    index.delete(["d0"])
+    assert "d0" not in {i for i, _ in index.search(query[None, :], 5, {"kind": kind})[0]}
