@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -33,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from server.errors import InvalidInput
+from server.knowledge.rwlock import ReadWriteLock
 from server.knowledge.vector_partitions import (
     FILTER_FIELDS,
     FilterPartitions,
@@ -134,44 +133,6 @@ class _Route(NamedTuple):
     ef: int
 
 
-class _ReadWriteLock:
-    """Many readers or one writer; a waiting writer blocks new readers."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            if self._writing or self._writers_waiting:  # skip building a predicate: hot path
-                self._cond.wait_for(lambda: not self._writing and not self._writers_waiting)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._writers_waiting += 1
-            self._cond.wait_for(lambda: not self._writing and not self._readers)
-            self._writers_waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
-
-
 def normalize_rows(vectors: NDArray[np.floating], dim: int) -> NDArray[np.float32]:
     """Rows as a C-contiguous float32 [n, dim] array of unit length."""
     arr = np.asarray(vectors, dtype=np.float32)
@@ -199,7 +160,7 @@ class HnswIndex:
             raise ValueError(f"dim must be positive, got {dim}")
         self._dim = dim
         self.params = params or HnswParams()
-        self._lock = _ReadWriteLock()
+        self._lock = ReadWriteLock()
         self._use_partitions = True
         self._reset(self.params.initial_capacity)
 
