@@ -14,6 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,7 +41,7 @@ from server.governance.pii import PiiDetector
 from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
-from server.knowledge.service import KnowledgeService, load_shop
+from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
@@ -66,7 +67,9 @@ class App:
         )
         self.registry = ModelRegistry()
         self.inference = InferenceService(self.registry, config.models)
-        self.knowledge = KnowledgeService(self.executor, config.retrieval.default_top_k)
+        self.knowledge = KnowledgeService(
+            self.executor, config.retrieval.default_top_k, self._load_shop
+        )
         self.records = RecordStore(Path(config.records.path), config.records.queue_size)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
@@ -90,7 +93,8 @@ class App:
         )
         agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records), self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
-            AdminServicer(self.records, self.policies, self.registry, self.executor),
+            AdminServicer(self.records, self.policies, self.registry, self.knowledge,
+                          self.executor),
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -175,14 +179,19 @@ class App:
     async def _embed_for_index(self, texts: list[str]) -> np.ndarray:
         return (await self.inference.embed_documents(texts)).vectors
 
-    async def _load_knowledge(self) -> None:
+    async def _load_shop(self, data_dir: str = "") -> ShopKnowledge:
         embedder = self.registry.get(EMBEDDER)
-        shop = await load_shop(
-            self.config.data, self.config.retrieval, self._embed_for_index,
+        data = self.config.data
+        if data_dir:
+            data = msgspec.structs.replace(data, dir=data_dir)
+        return await load_shop(
+            data, self.config.retrieval, self._embed_for_index,
             embedder.model_version, int(embedder.manifest.get("embedding_dim", 384)),
             self.executor, REPO_ROOT,
         )
-        self.knowledge.activate(shop)
+
+    async def _load_knowledge(self) -> None:
+        shop, _ = await self.knowledge.reload()
         log.info("shop snapshot %s loaded", shop.snapshot_id)
 
     async def stop(self, grace: float | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Executor
 
 from grpc import aio
@@ -9,14 +10,16 @@ from grpc import aio
 from aftercare.v1 import admin_pb2, admin_pb2_grpc
 from server.api.records_pb import decision_pb
 from server.inference.registry import ModelRegistry
+from server.knowledge.service import KnowledgeService
 from server.pipeline.policies import PolicyState
 from server.records.store import RecordStore
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     def __init__(self, records: RecordStore, policies: PolicyState, registry: ModelRegistry,
-                 executor: Executor) -> None:
+                 knowledge: KnowledgeService, executor: Executor) -> None:
         self._records = records
+        self._knowledge = knowledge
         self._policies = policies
         self._registry = registry
         self._executor = executor
@@ -43,3 +46,21 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                                 active=True)
             for m in self._registry.active().values()
         ])
+
+    async def ReloadData(
+        self, request: admin_pb2.ReloadDataRequest, context: aio.ServicerContext
+    ) -> admin_pb2.ReloadDataResponse:
+        started = time.perf_counter()
+        shop, previous = await self._knowledge.reload(request.data_dir)
+        return admin_pb2.ReloadDataResponse(
+            snapshot_id=shop.snapshot_id,
+            previous_snapshot_id=previous.snapshot_id if previous else "",
+            counts={
+                name: admin_pb2.EntityCounts(read=c.read, accepted=c.accepted,
+                                             quarantined=c.quarantined, merged=c.merged)
+                for name, c in shop.snapshot.counts.items()
+            },
+            index_version=shop.retriever.version,
+            index_action=shop.index_action,
+            seconds=time.perf_counter() - started,
+        )

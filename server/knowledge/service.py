@@ -60,6 +60,7 @@ class ShopKnowledge:
     facts: Facts
     recommender: Recommender
     retriever: Retriever
+    index_action: str = "built"  # built | loaded (from a matching saved index)
 
     @property
     def snapshot_id(self) -> str:
@@ -101,7 +102,10 @@ def _build_sync(data: DataConfig, repo_root: Path) -> tuple[Snapshot, KnowledgeG
                                                             Recommender, list[Article]]:
     from server.knowledge.ingest import ingest_dir
 
-    result = ingest_dir(resolve_data_dir(data), Path(data.quarantine_dir))
+    path = resolve_data_dir(data)
+    if not path.is_dir():
+        raise InvalidInput(f"data directory {path} does not exist")
+    result = ingest_dir(path, Path(data.quarantine_dir))
     summary = result.summary()
     log.info("ingested snapshot %s: %s", result.snapshot.snapshot_id, summary.get("counts", ""))
     snapshot = result.snapshot
@@ -133,17 +137,34 @@ async def load_shop(
     )
     log.info("retrieval index %s: %d chunks in %.1fs %s", built.action, built.chunks,
              built.seconds, built.reason)
-    return ShopKnowledge(snapshot, graph, facts, recommender, retriever)
+    return ShopKnowledge(snapshot, graph, facts, recommender, retriever, built.action)
+
+
+ShopLoader = Callable[[str], Awaitable[ShopKnowledge]]  # data dir ("" = configured)
 
 
 class KnowledgeService:
-    def __init__(self, executor: Executor, default_top_k: int = 5) -> None:
+    def __init__(self, executor: Executor, default_top_k: int = 5,
+                 loader: ShopLoader | None = None) -> None:
         self._executor = executor
         self._default_top_k = default_top_k
+        self._loader = loader
+        self._reloading = asyncio.Lock()
         self._current: ShopKnowledge | None = None
 
     def activate(self, shop: ShopKnowledge) -> None:
         self._current = shop  # the swap: one reference assignment
+
+    async def reload(self, data_dir: str = "") -> tuple[ShopKnowledge, ShopKnowledge | None]:
+        """Ingest and build a new shop aside, then swap it in. Returns (new, previous).
+        One reload at a time; requests keep the shop they started with."""
+        if self._loader is None:
+            raise InvalidInput("this server was built without a shop loader")
+        async with self._reloading:
+            shop = await self._loader(data_dir)
+            previous = self._current
+            self.activate(shop)
+            return shop, previous
 
     @property
     def current(self) -> ShopKnowledge:

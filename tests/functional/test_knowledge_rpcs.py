@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 
-from aftercare.v1 import support_pb2, support_pb2_grpc
+from aftercare.v1 import admin_pb2, admin_pb2_grpc, support_pb2, support_pb2_grpc
 from tests.functional.harness import ServerThread
 
 
@@ -94,3 +95,35 @@ def test_unknown_ids_are_not_found(stub: support_pb2_grpc.SupportStub) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.Recommend(support_pb2.RecommendRequest())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_reload_data_swaps_the_snapshot(server_overrides: dict, tmp_path: Path) -> None:
+    from server.knowledge.demo import generate
+
+    shop = tmp_path / "shop-xs"
+    generate(shop, "XS", seed=11)
+    srv = ServerThread({**server_overrides,
+                        "retrieval": {"index_dir": str(tmp_path / "index")}}).start()
+    try:
+        with grpc.insecure_channel(srv.address) as ch:
+            admin = admin_pb2_grpc.AdminStub(ch)
+            support = support_pb2_grpc.SupportStub(ch)
+            before = support.GetCustomerContext(
+                support_pb2.CustomerContextRequest(customer_id="C000001")).snapshot_id
+            resp = admin.ReloadData(admin_pb2.ReloadDataRequest(data_dir=str(shop)), timeout=120)
+            assert resp.previous_snapshot_id == before
+            assert resp.snapshot_id.startswith("snap-") and resp.snapshot_id != before
+            customers = resp.counts["customers"]
+            assert customers.read == customers.accepted + customers.quarantined + customers.merged
+            assert customers.accepted == 200 and resp.index_action == "built"
+            after = support.GetCustomerContext(
+                support_pb2.CustomerContextRequest(customer_id="C000001"))
+            assert after.snapshot_id == resp.snapshot_id
+            with pytest.raises(grpc.RpcError) as err:
+                admin.ReloadData(admin_pb2.ReloadDataRequest(data_dir=str(tmp_path / "nope")))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            still = support.GetCustomerContext(
+                support_pb2.CustomerContextRequest(customer_id="C000001")).snapshot_id
+            assert still == resp.snapshot_id  # a failed reload leaves the shop in force
+    finally:
+        srv.stop()
