@@ -155,3 +155,15 @@ def test_shutdown_drains_in_flight_calls(server_overrides: dict) -> None:
     done, late = asyncio.run(scenario())
     assert done == ["cancel_order"] * 32
     assert late == grpc.StatusCode.UNAVAILABLE
+
+
+def test_list_models_names_the_served_versions(server: ServerThread) -> None:
+    from aftercare.v1 import admin_pb2, admin_pb2_grpc
+
+    with grpc.insecure_channel(server.address) as ch:
+        models = admin_pb2_grpc.AdminStub(ch).ListModels(admin_pb2.ListModelsRequest()).models
+    by_name = {m.name: m for m in models}
+    assert set(by_name) == {"intent-classifier", "minilm-embedder"}
+    for m in models:
+        assert m.version >= 1 and m.active
+        assert "CPUExecutionProvider" in m.providers  # what the session really uses
