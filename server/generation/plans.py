@@ -15,6 +15,8 @@ from server.generation.base import Grounding
 from server.generation.facts_text import (
     Line,
     eligibility_lines,
+    fact_order_id,
+    facts_of,
     mentioned,
     order_line,
     passage_lines,
@@ -36,6 +38,10 @@ OUT_OF_SCOPE = "out_of_scope"
 _SORRY = "I'm sorry for the trouble."
 _ASK_ORDER = "Could you share your order number so I can look it up?"
 _ANYTHING_ELSE = "Is there anything else I can help you with?"
+_NOT_RETURNABLE = (
+    "If the item is faulty, it may still be covered by its warranty: reply here and "
+    "we will check."
+)
 _CLOSINGS = {
     "order_status": _ANYTHING_ELSE,
     "cancel_order": "If you would like to go ahead with the cancellation, just reply here.",
@@ -114,9 +120,18 @@ def _return_plan(g: Grounding, b: Budget) -> Plan:
     lines, order_id = _order_lines(g)
     elig = [replace(ln, key=True) for ln in eligibility_lines(g, order_id)]
     elig = elig[: max(b.facts - len(lines), 1)]
+    if g.intent == "return_item" and _nothing_returnable(g, order_id):
+        # How-to steps and "start the return" would contradict the facts just stated.
+        return Plan(g.intent, _OPENERS.get(g.intent, ""), lines + elig, _NOT_RETURNABLE)
     body = lines + elig + passage_lines(g, b.passage_sentences, _POLICY)
     closing = _CLOSINGS[g.intent] if lines or elig else _ASK_ORDER
     return Plan(g.intent, _OPENERS.get(g.intent, ""), body, closing)
+
+
+def _nothing_returnable(g: Grounding, order_id: str) -> bool:
+    """True when the order's items are all on record as not eligible for return."""
+    facts = [f for f in facts_of(g, "return_eligibility") if fact_order_id(f) in (order_id, "")]
+    return bool(facts) and all(f.data.get("eligible") is False for f in facts)
 
 
 def _refund_plan(g: Grounding, b: Budget) -> Plan:

@@ -252,3 +252,19 @@ def test_unknown_channel_is_invalid() -> None:
         GroundedComposer().compose(grounding(channel="fax"))
     with pytest.raises(InvalidInput):
         GroundedComposer(words_per_chunk=-1)
+
+
+def test_return_of_an_ineligible_order_gives_no_return_steps() -> None:
+    expired = Fact("return_eligibility", "A10023", "order", "Earbuds: window ended.",
+                   {"eligible": False, "reason": "The 30-day window ended on 2024-06-02",
+                    "title": "wireless earbuds", "order_id": "A10023",
+                    "policy_id": "POL-RETURNS"})
+    facts = [f for f in _facts() if f.kind != "return_eligibility"] + [expired]
+    text = _text(GroundedComposer().compose(grounding(
+        "return_item", message="I want to return order A10023", facts=facts)))
+    assert "not eligible for return" in text
+    assert "Use the return form" not in text  # how-to steps would contradict the facts
+    assert "start the return" not in text and "warranty" in text
+    eligible = _text(GroundedComposer().compose(grounding(
+        "return_item", message="I want to return order A10023")))
+    assert "start the return" in eligible
