@@ -7,6 +7,7 @@ not padded to a long one's width, run each group, and put rows back in caller or
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -88,7 +89,7 @@ class EncoderModel:
             max_queue_delay_s=batcher.max_queue_delay_ms / 1000.0,
             max_queue_size=batcher.max_queue_size,
             idle_dispatch=batcher.idle_dispatch,
-            concurrency=batcher.concurrency,
+            concurrency=batcher.concurrency or os.cpu_count() or 1,
             executor=executor,
         )
 
