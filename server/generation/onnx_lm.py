@@ -36,6 +36,7 @@ from server.generation.decoding import (
     TokenSampler,
 )
 from server.generation.prompt import PromptBuilder, cited_sources
+from server.inference.session import choose_providers
 
 _PAST_PREFIX = "past_key_values."
 _PRESENT_PREFIX = "present."
@@ -54,16 +55,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DataError(f"{path}: not a JSON object")
     return value
-
-
-def default_providers() -> list[str]:
-    """CUDA first when this onnxruntime build has it, CPU always as the fallback."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 class OnnxLM:
@@ -100,7 +91,7 @@ class OnnxLM:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         self.session = ort.InferenceSession(
-            str(model_path), options, providers=list(providers or default_providers())
+            str(model_path), options, providers=choose_providers(providers or ())
         )
         self.providers = tuple(self.session.get_providers())
         # Where present.* outputs live between steps: on the GPU when CUDA runs the model.

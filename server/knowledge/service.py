@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -86,8 +85,7 @@ def shared_articles(cfg: DataConfig, repo_root: Path) -> list[Article]:
         return []
     from server.knowledge import adapters
 
-    root = Path(cfg.shared_dir or os.environ.get("AFTERCARE_SHARED_DATA", "")
-                or repo_root.parent / "shared" / "data")
+    root = Path(cfg.shared_dir) if cfg.shared_dir else adapters.shared_data_dir(repo_root)
     out: list[Article] = []
     if (root / adapters.ABCD_GUIDELINES).exists():
         out += adapters.abcd_guidelines(root / adapters.ABCD_GUIDELINES)
