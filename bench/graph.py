@@ -30,7 +30,7 @@ DEFAULT_CACHE = Path("var/bench")
 
 
 def _shop(size: str, cache_dir: Path) -> Path:
-    from server.knowledge.demo import generate
+    from server.demo.generate import generate
 
     path = cache_dir / f"demo-{size}"
     if not (path / "customers.csv").exists() and not (path / "customers.jsonl").exists():
@@ -40,8 +40,8 @@ def _shop(size: str, cache_dir: Path) -> Path:
 
 def run(size: str = "L", seed_sets: int = 5, tol: float = 1e-9, damping: float = 0.85,
         cache_dir: Path = DEFAULT_CACHE, repeats: int = 3) -> dict[str, Any]:
-    from server.knowledge.graph import EDGE_CODE, KnowledgeGraph
-    from server.knowledge.ingest import ingest_dir
+    from server.knowledge.graph.graph import EDGE_CODE, KnowledgeGraph
+    from server.knowledge.shop.ingest import ingest_dir
 
     if repeats < 1:
         raise ValueError("repeats must be >= 1")

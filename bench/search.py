@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from server.knowledge.vector_index import HnswIndex, HnswParams
-from server.knowledge.vector_partitions import graph_bytes
+from server.knowledge.retrieval.partitions import graph_bytes
+from server.knowledge.retrieval.vector_index import HnswIndex, HnswParams
 
 CATEGORIES = ("Electronics", "Home", "Fashion", "Toys", "Garden", "Sports", "Books")
 # Electronics is the filtered category: ~15% of the items. Every category is above the

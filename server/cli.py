@@ -23,7 +23,7 @@ log = logging.getLogger("aftercare")
 # (module, function) pairs that add subcommands to a subparsers object. Imported
 # lazily when present, so the CLI still works while an area is missing.
 _BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond")
-_EVAL = (("server.knowledge.recommend_eval", "register_eval"),)
+_EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensure.set_defaults(func=_cmd_models_ensure)
     _mount(models, "models.cli")
 
-    _mount(sub, "server.knowledge.cli")  # ingest, demo
+    _mount(sub, "server.shop_cli")  # ingest, demo
     _mount(sub, "server.ask_cli")  # ask
 
     evals = sub.add_parser("eval", help="quality evaluations").add_subparsers(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from aftercare.v1 import support_pb2, types_pb2
-from server.knowledge.recommend import Recommendation
-from server.knowledge.retrieval import Passage
+from server.knowledge.recommend.recommender import Recommendation
+from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import CustomerContext
 
 

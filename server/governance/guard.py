@@ -52,7 +52,7 @@ _STATUS_CLAIMS = (
 
 
 class OrderFact(msgspec.Struct, frozen=True):
-    status: str  # one of server.knowledge.schema.ORDER_STATUSES
+    status: str  # one of server.knowledge.shop.schema.ORDER_STATUSES
     delivered_at: date | None = None
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from server.config import DataConfig, RetrievalConfig
 from server.errors import InvalidInput
-from server.knowledge.facts import (
+from server.knowledge.graph.facts import (
     CustomerFacts,
     Eligibility,
     Facts,
@@ -27,11 +27,11 @@ from server.knowledge.facts import (
     RefundFacts,
     WarrantyFacts,
 )
-from server.knowledge.graph import KnowledgeGraph
-from server.knowledge.recommend import Recommendation, Recommender
-from server.knowledge.retrieval import Passage, Retriever
-from server.knowledge.schema import Article, Snapshot
-from server.knowledge.vector_index import HnswParams
+from server.knowledge.graph.graph import KnowledgeGraph
+from server.knowledge.recommend.recommender import Recommendation, Recommender
+from server.knowledge.retrieval.retriever import Passage, Retriever
+from server.knowledge.retrieval.vector_index import HnswParams
+from server.knowledge.shop.schema import Article, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def resolve_data_dir(cfg: DataConfig) -> Path:
         return Path(cfg.dir)
     demo = Path(cfg.demo_dir) / f"{cfg.demo_size}-seed{cfg.demo_seed}"
     if not (demo / "shop.json").exists():
-        from server.knowledge.demo import generate
+        from server.demo.generate import generate
 
         log.info("generating the demo shop (%s, seed %d) in %s", cfg.demo_size, cfg.demo_seed, demo)
         generate(demo, cfg.demo_size, cfg.demo_seed)
@@ -83,7 +83,7 @@ def shared_articles(cfg: DataConfig, repo_root: Path) -> list[Article]:
     """ABCD guidelines and Bitext answers as extra articles, when ../shared is present."""
     if not cfg.use_shared:
         return []
-    from server.knowledge import adapters
+    from server.knowledge.sources import adapters
 
     root = Path(cfg.shared_dir) if cfg.shared_dir else adapters.shared_data_dir(repo_root)
     out: list[Article] = []
@@ -98,7 +98,7 @@ def shared_articles(cfg: DataConfig, repo_root: Path) -> list[Article]:
 
 def _build_sync(data: DataConfig, repo_root: Path) -> tuple[Snapshot, KnowledgeGraph, Facts,
                                                             Recommender, list[Article]]:
-    from server.knowledge.ingest import ingest_dir
+    from server.knowledge.shop.ingest import ingest_dir
 
     path = resolve_data_dir(data)
     if not path.is_dir():

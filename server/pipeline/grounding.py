@@ -16,7 +16,7 @@ import msgspec
 from server.errors import NotFound
 from server.generation.base import Fact
 from server.governance.guard import OrderFact
-from server.knowledge.facts import Eligibility, OrderFacts, RefundFacts, WarrantyFacts
+from server.knowledge.graph.facts import Eligibility, OrderFacts, RefundFacts, WarrantyFacts
 from server.knowledge.service import ShopKnowledge
 
 # Which fact families each intent needs beyond the customer's recent orders.

@@ -28,7 +28,7 @@ from server.governance.guard import StreamGuard
 from server.governance.pii import PiiDetector, Redaction
 from server.governance.routing import RouteDecision, RoutingInput, extract_amounts
 from server.inference.service import InferenceService
-from server.knowledge.retrieval import Passage
+from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import KnowledgeService, ShopKnowledge
 from server.pipeline import grounding
 from server.pipeline.policies import PolicyState

@@ -98,7 +98,7 @@ def test_unknown_ids_are_not_found(stub: support_pb2_grpc.SupportStub) -> None:
 
 
 def test_reload_data_swaps_the_snapshot(server_overrides: dict, tmp_path: Path) -> None:
-    from server.knowledge.demo import generate
+    from server.demo.generate import generate
 
     shop = tmp_path / "shop-xs"
     generate(shop, "XS", seed=11)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.errors import DataError
-from server.knowledge.adapters import (
+from server.knowledge.sources.adapters import (
     ABCD_GUIDELINES,
     BITEXT_CSV,
     abcd_guidelines,

@@ -8,14 +8,14 @@ import msgspec
 import pytest
 
 from server.errors import DataError
-from server.knowledge.chunking import (
+from server.knowledge.retrieval.chunking import (
     chunk_article,
     chunk_corpus,
     chunk_policy,
     chunk_text,
     chunks_digest,
 )
-from server.knowledge.schema import Article, Policy
+from server.knowledge.shop.schema import Article, Policy
 
 
 def _words(prefix: str, n: int) -> str:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from server.demo.generate import AS_OF, HEADERS, generate
 from server.errors import InvalidInput
-from server.knowledge.demo import AS_OF, HEADERS, generate
-from server.knowledge.ingest import IngestResult, ingest_dir
-from server.knowledge.schema import ENTITIES, Snapshot
+from server.knowledge.shop.ingest import IngestResult, ingest_dir
+from server.knowledge.shop.schema import ENTITIES, Snapshot
 
 
 @pytest.fixture(scope="module")

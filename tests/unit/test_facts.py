@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from server.errors import NotFound
-from server.knowledge.facts import Facts
+from server.knowledge.graph.facts import Facts
 from tests.unit.test_graph import AS_OF, tiny_shop
 
 
@@ -115,7 +115,7 @@ def test_policy_selection_prefers_most_specific_scope(facts: Facts) -> None:
 def test_segment_only_terms_apply_to_that_segment_alone() -> None:
     import msgspec
 
-    from server.knowledge.schema import Policy
+    from server.knowledge.shop.schema import Policy
     from tests.unit.test_graph import tiny_shop
 
     shop = tiny_shop()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from server.errors import InvalidInput, NotFound
-from server.knowledge.graph import EDGE_CODE, EDGE_TYPES, NODE_TYPES, KnowledgeGraph
-from server.knowledge.schema import (
+from server.knowledge.graph.graph import EDGE_CODE, EDGE_TYPES, NODE_TYPES, KnowledgeGraph
+from server.knowledge.shop.schema import (
     Article,
     Customer,
     Order,

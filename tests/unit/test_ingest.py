@@ -13,8 +13,8 @@ import msgspec
 import pytest
 
 from server.errors import DataError
-from server.knowledge.ingest import ingest_dir
-from server.knowledge.schema import ENTITIES, Merge
+from server.knowledge.shop.ingest import ingest_dir
+from server.knowledge.shop.schema import ENTITIES, Merge
 
 Tables = dict[str, list[dict[str, Any]]]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.knowledge.cli import register
+from server.shop_cli import register
 
 
 def _run(argv: list[str]) -> int:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from server.knowledge import normalize as n
-from server.knowledge.normalize import RowError
+from server.knowledge.shop import normalize as n
+from server.knowledge.shop.normalize import RowError
 
 
 @pytest.mark.parametrize(

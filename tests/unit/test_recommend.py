@@ -8,9 +8,9 @@ import msgspec
 import pytest
 
 from server.errors import InvalidInput, NotFound
-from server.knowledge.graph import KnowledgeGraph
-from server.knowledge.recommend import Recommender
-from server.knowledge.schema import Return, Snapshot
+from server.knowledge.graph.graph import KnowledgeGraph
+from server.knowledge.recommend.recommender import Recommender
+from server.knowledge.shop.schema import Return, Snapshot
 from tests.unit.test_graph import AS_OF, _t, tiny_shop
 
 

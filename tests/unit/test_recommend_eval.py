@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from server.knowledge.recommend_eval import _ndcg, hold_out_last_orders
+from server.knowledge.recommend.evaluate import _ndcg, hold_out_last_orders
 from tests.unit.test_graph import tiny_shop
 
 

@@ -12,9 +12,9 @@ import pytest
 from numpy.typing import NDArray
 
 from server.errors import InvalidInput
-from server.knowledge.retrieval import MANIFEST, Manifest, Retriever
-from server.knowledge.schema import Article, Policy
-from server.knowledge.vector_index import HnswParams
+from server.knowledge.retrieval.retriever import MANIFEST, Manifest, Retriever
+from server.knowledge.retrieval.vector_index import HnswParams
+from server.knowledge.shop.schema import Article, Policy
 
 DIM = 256
 _WORD = re.compile(r"[a-z0-9]+")

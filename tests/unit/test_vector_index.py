@@ -12,8 +12,8 @@ import pytest
 from numpy.typing import NDArray
 
 from server.errors import InvalidInput
-from server.knowledge.vector_index import HnswIndex, HnswParams, VectorIndex
-from server.knowledge.vector_partitions import PartitionPolicy
+from server.knowledge.retrieval.partitions import PartitionPolicy
+from server.knowledge.retrieval.vector_index import HnswIndex, HnswParams, VectorIndex
 
 DIM = 32
 

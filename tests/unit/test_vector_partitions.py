@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from server.knowledge.vector_index import HnswIndex
+from server.knowledge.retrieval.vector_index import HnswIndex
 from tests.unit.test_vector_index import DIM, N_PART, _exact_top, _meta, _partitioned, _unit
 
 

@@ -29,9 +29,9 @@ import numpy.typing as npt
 from kernels.copurchase import copurchase_scores
 from kernels.topk import top_k_excluding
 from server.errors import DataError
-from server.knowledge.graph import KnowledgeGraph
-from server.knowledge.recommend import Recommender, RecommendWeights
-from server.knowledge.schema import Order, Snapshot
+from server.knowledge.graph.graph import KnowledgeGraph
+from server.knowledge.recommend.recommender import Recommender, RecommendWeights
+from server.knowledge.shop.schema import Order, Snapshot
 
 K = 10
 
@@ -120,7 +120,7 @@ def _baselines(rec: Recommender) -> dict[str, Method]:
 
 def run(data_dir: Path | str, weights: RecommendWeights | None = None,
         validation: bool = False, limit: int | None = None) -> dict[str, Any]:
-    from server.knowledge.ingest import ingest_dir
+    from server.knowledge.shop.ingest import ingest_dir
 
     path = Path(data_dir)
     if not path.is_dir():

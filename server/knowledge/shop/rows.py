@@ -13,9 +13,9 @@ from typing import Any
 
 import msgspec
 
-from server.knowledge import normalize as n
-from server.knowledge.normalize import RowError
-from server.knowledge.schema import (
+from server.knowledge.shop import normalize as n
+from server.knowledge.shop.normalize import RowError
+from server.knowledge.shop.schema import (
     Article,
     Customer,
     Order,

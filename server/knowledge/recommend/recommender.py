@@ -30,7 +30,7 @@ from kernels.pagerank import personalized_pagerank, walk_graph
 from kernels.replenish import replenishment_scores
 from kernels.topk import top_k_excluding
 from server.errors import InvalidInput, NotFound
-from server.knowledge.graph import KnowledgeGraph, category_key
+from server.knowledge.graph.graph import KnowledgeGraph, category_key
 
 FloatArray = npt.NDArray[np.float64]
 SECONDS_PER_DAY = 86400.0

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from server.knowledge.normalize import match_key, sku_key
-from server.knowledge.schema import Customer, Merge, Product
+from server.knowledge.shop.normalize import match_key, sku_key
+from server.knowledge.shop.schema import Customer, Merge, Product
 
 
 def resolve_customers(

@@ -21,8 +21,8 @@ from typing import Any
 import msgspec
 
 from server.errors import DataError
-from server.knowledge.normalize import text
-from server.knowledge.schema import Article
+from server.knowledge.shop.normalize import text
+from server.knowledge.shop.schema import Article
 
 SHARED_ENV = "AFTERCARE_SHARED_DATA"
 ABCD_GUIDELINES = "abcd/guidelines.json"
@@ -56,7 +56,7 @@ def shared_data_dir(repo_root: Path | None = None) -> Path:
     env = os.environ.get(SHARED_ENV)
     if env:
         return Path(env)
-    root = repo_root or Path(__file__).resolve().parents[2]
+    root = repo_root or Path(__file__).resolve().parents[3]
     return root.parent / "shared" / "data"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from server.errors import InvalidInput
-from server.knowledge.schema import ENTITIES
+from server.knowledge.shop.schema import ENTITIES
 
 
 def register(subparsers: Any) -> None:
@@ -42,8 +42,8 @@ def register(subparsers: Any) -> None:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from server.knowledge.ingest import ingest_dir
-    from server.knowledge.normalize import RowError, required_timestamp
+    from server.knowledge.shop.ingest import ingest_dir
+    from server.knowledge.shop.normalize import RowError, required_timestamp
 
     as_of = None
     if args.as_of:
@@ -68,7 +68,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from server.knowledge.demo import generate
+    from server.demo.generate import generate
 
     t0 = time.perf_counter()
     counts = generate(args.out, args.size, args.seed, dirty=args.dirty)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from server.errors import DataError
-from server.knowledge.schema import Article, Policy
+from server.knowledge.shop.schema import Article, Policy
 
 KINDS = ("article", "policy", "guideline", "faq")
 DEFAULT_MAX_WORDS = 120

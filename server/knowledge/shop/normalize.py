@@ -15,7 +15,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
-from server.knowledge.schema import ORDER_STATUSES, REFUND_STATUSES
+from server.knowledge.shop.schema import ORDER_STATUSES, REFUND_STATUSES
 
 # Active ISO 4217 codes (precious-metal and fund codes left out: a shop does not
 # price in gold).

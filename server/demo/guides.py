@@ -7,7 +7,7 @@ governance compute with; the prose in demo_articles.py quotes the same numbers.
 
 from __future__ import annotations
 
-from server.knowledge.demo_articles import ArticleSpec
+from server.demo.articles import ArticleSpec
 
 PolicySpec = tuple[str, str, str, dict[str, float | int | str | bool], str]
 

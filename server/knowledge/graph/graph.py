@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from kernels.scoring import reweight_edges
 from server.errors import InvalidInput, NotFound
-from server.knowledge.schema import Snapshot
+from server.knowledge.shop.schema import Snapshot
 
 NODE_TYPES = ("customer", "product", "category", "brand", "order", "article", "policy", "warranty")
 EDGE_TYPES = (

@@ -26,15 +26,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from server.errors import InvalidInput
-from server.knowledge.chunking import (
+from server.knowledge.retrieval.chunking import (
     DEFAULT_MAX_WORDS,
     DEFAULT_OVERLAP,
     Chunk,
     chunk_corpus,
     chunks_digest,
 )
-from server.knowledge.schema import Article, Policy
-from server.knowledge.vector_index import HnswIndex, HnswParams, check_filters
+from server.knowledge.retrieval.vector_index import HnswIndex, HnswParams, check_filters
+from server.knowledge.shop.schema import Article, Policy
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from datetime import UTC, datetime, time, timedelta
 import msgspec
 
 from server.errors import NotFound
-from server.knowledge.graph import category_key
-from server.knowledge.schema import (
+from server.knowledge.graph.graph import category_key
+from server.knowledge.shop.schema import (
     Customer,
     Order,
     OrderItem,

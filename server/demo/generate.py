@@ -26,9 +26,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from server.errors import InvalidInput
-from server.knowledge.demo_articles import ARTICLES, unwrap
-from server.knowledge.demo_catalog import (
+from server.demo.articles import ARTICLES, unwrap
+from server.demo.catalog import (
     EMAIL_DOMAINS,
     FIRST_NAMES,
     LAST_NAMES,
@@ -37,8 +36,9 @@ from server.knowledge.demo_catalog import (
     ProductSpec,
     build_catalog,
 )
-from server.knowledge.demo_dirty import inject
-from server.knowledge.demo_guides import GUIDES, POLICIES
+from server.demo.dirty import inject
+from server.demo.guides import GUIDES, POLICIES
+from server.errors import InvalidInput
 
 AS_OF = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 SIZES = {"XS": 200, "S": 2_000, "M": 20_000, "L": 100_000}

@@ -31,8 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from server.errors import InvalidInput
-from server.knowledge.rwlock import ReadWriteLock
-from server.knowledge.vector_partitions import (
+from server.knowledge.retrieval.partitions import (
     FILTER_FIELDS,
     FilterPartitions,
     Key,
@@ -47,6 +46,7 @@ from server.knowledge.vector_partitions import (
     new_graph,
     vectors_from,
 )
+from server.knowledge.retrieval.rwlock import ReadWriteLock
 
 _INDEX_FILE = "hnsw.bin"
 _STATE_FILE = "ids.msgpack"

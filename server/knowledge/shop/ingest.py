@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 import msgspec
 
 from server.errors import DataError
-from server.knowledge import normalize as n
-from server.knowledge import rows
-from server.knowledge.normalize import RowError
-from server.knowledge.resolve import remap, resolve_customers, resolve_products
-from server.knowledge.schema import (
+from server.knowledge.shop import normalize as n
+from server.knowledge.shop import rows
+from server.knowledge.shop.normalize import RowError
+from server.knowledge.shop.resolve import remap, resolve_customers, resolve_products
+from server.knowledge.shop.schema import (
     ENTITIES,
     EntityCount,
     Merge,

@@ -1,0 +1,1 @@
+"""The demo shop generator: written for the project, outside the serving path."""

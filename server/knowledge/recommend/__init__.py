@@ -1,0 +1,1 @@
+"""recommend room of the knowledge layer."""

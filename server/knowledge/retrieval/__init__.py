@@ -1,0 +1,1 @@
+"""retrieval room of the knowledge layer."""

@@ -1,0 +1,1 @@
+"""shop room of the knowledge layer."""

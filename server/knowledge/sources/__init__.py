@@ -1,0 +1,1 @@
+"""sources room of the knowledge layer."""
