@@ -317,3 +317,14 @@ def test_optional_entities_may_be_absent_and_as_of_comes_from_shop_json(tmp_path
     summary = result.summary()
     assert set(summary["entities"]) == set(ENTITIES)
     assert summary["totals"]["read"] == 2 + 3 + 2 + 3
+
+
+def test_marketing_opt_in_defaults_to_true_and_reads_an_opt_out(tmp_path: Path) -> None:
+    tables = base_shop()
+    tables["customers"][0]["marketing_opt_in"] = "no"  # C2's cell stays empty
+    snap = ingest_dir(write_shop(tmp_path / "shop", tables)).snapshot
+    assert [c.marketing_opt_in for c in snap.customers] == [False, True]
+    tables["customers"][0]["marketing_opt_in"] = "maybe"
+    result = ingest_dir(write_shop(tmp_path / "bad", tables))
+    reasons = [q.reason for q in result.quarantined]
+    assert reasons[:1] == ["bad boolean in marketing_opt_in: 'maybe'"]

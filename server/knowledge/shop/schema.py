@@ -36,6 +36,8 @@ class Customer(msgspec.Struct, frozen=True):
     phone: str  # normalized: E.164-like "+<digits>" or "" when absent
     segment: str  # e.g. "standard", "vip", "b2b"
     created_at: datetime
+    # Retention nudges (follow-ups, replenish, win-back) go only to opted-in customers.
+    marketing_opt_in: bool = True
 
 
 class Product(msgspec.Struct, frozen=True):
