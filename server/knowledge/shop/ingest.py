@@ -1,7 +1,7 @@
 """Ingestion of a shop data directory into a validated, resolved `Snapshot`.
 
-Owns: finding the entity files (CSV or JSONL), reading rows with their line
-numbers, applying the row builders (rows.py), cross-row checks (duplicate ids,
+Owns: applying the row builders (rows.py) through the file reader (reader.py),
+cross-row checks (duplicate ids,
 references to unknown or merged records), entity resolution (resolve.py), the
 quarantine file, the per-entity counts and the content-hash snapshot id.
 The file format and every rule are documented in docs/data-schema.md.
@@ -9,10 +9,9 @@ The file format and every rule are documented in docs/data-schema.md.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from server.errors import DataError
 from server.knowledge.shop import normalize as n
 from server.knowledge.shop import rows
 from server.knowledge.shop.normalize import RowError
+from server.knowledge.shop.reader import QuarantinedRow, RowReader, entity_file
 from server.knowledge.shop.resolve import remap, resolve_customers, resolve_products
 from server.knowledge.shop.schema import (
     ENTITIES,
@@ -37,16 +37,6 @@ from server.knowledge.shop.schema import (
 REQUIRED_ENTITIES = ("customers", "products", "orders", "order_items")
 SHOP_FILE = "shop.json"
 T = TypeVar("T")
-
-
-class QuarantinedRow(msgspec.Struct):
-    """One rejected row, as written to the quarantine JSONL file."""
-
-    entity: str
-    source: str  # file name inside the shop directory
-    line: int  # 1-based line where the record starts (CSV header is line 1)
-    raw: dict[str, Any] | str  # the row as read; a string when it was not parseable
-    reason: str
 
 
 @dataclass
@@ -73,83 +63,6 @@ class IngestResult:
             "quarantine_path": str(self.quarantine_path) if self.quarantine_path else None,
             "seconds": round(self.seconds, 3),
         }
-
-
-def entity_file(path: Path, entity: str) -> Path | None:
-    """The one file holding `entity` (.csv or .jsonl), None when absent."""
-    found = [p for p in (path / f"{entity}.csv", path / f"{entity}.jsonl") if p.is_file()]
-    if len(found) > 1:
-        raise DataError(f"both {entity}.csv and {entity}.jsonl exist in {path}; keep one")
-    return found[0] if found else None
-
-
-def iter_raw(file: Path, entity: str) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
-    """Yield (line, raw row, problem) per record; problem is "" for a readable row."""
-    if file.suffix == ".jsonl":
-        decoder = msgspec.json.Decoder()
-        with file.open("rb") as fh:
-            for no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = decoder.decode(line)
-                except msgspec.DecodeError as exc:
-                    yield no, line.decode("utf-8", "replace").rstrip("\n"), f"bad JSON: {exc}"
-                    continue
-                if isinstance(obj, dict):
-                    yield no, obj, ""
-                else:
-                    yield no, line.decode("utf-8", "replace").rstrip("\n"), "not a JSON object"
-        return
-    with file.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip().lower() for h in next(reader, [])]
-        missing = [c for c in rows.REQUIRED_COLUMNS[entity] if c not in header]
-        if missing:
-            raise DataError(f"{file.name}: missing required column(s) {', '.join(missing)}")
-        width = len(header)
-        last = reader.line_num
-        for values in reader:
-            start, last = last + 1, reader.line_num
-            if not values:
-                continue
-            if len(values) != width:
-                row: dict[str, Any] = dict(zip(header, values, strict=False))
-                if len(values) > width:
-                    row["_extra"] = values[width:]
-                yield start, row, f"expected {width} columns, got {len(values)}"
-                continue
-            yield start, dict(zip(header, values, strict=True)), ""
-
-
-class _Reader:
-    """Runs builders over entity files, routing failures to the quarantine list."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.quarantined: list[QuarantinedRow] = []
-        self.counts = {e: EntityCount() for e in ENTITIES}
-
-    def load(self, entity: str, build: Callable[[dict[str, Any]], T]) -> list[T]:
-        file = entity_file(self.path, entity)
-        if file is None:
-            return []
-        out: list[T] = []
-        count = self.counts[entity]
-        for line, raw, problem in iter_raw(file, entity):
-            count.read += 1
-            if not problem:
-                assert isinstance(raw, dict)
-                try:
-                    out.append(build(raw))
-                    continue
-                except RowError as exc:
-                    problem = str(exc)
-                except (TypeError, ValueError) as exc:  # odd JSON types a builder did not expect
-                    problem = f"bad value: {exc}"
-            count.quarantined += 1
-            self.quarantined.append(QuarantinedRow(entity, file.name, line, raw, problem))
-        return out
 
 
 def _unique(key: Callable[[T], str], what: str) -> Callable[[T], T]:
@@ -205,7 +118,7 @@ def ingest_dir(
             raise DataError(f"{path}: required file {entity}.csv or {entity}.jsonl is missing")
     pinned = read_as_of(path)
     snap_as_of = pinned or (as_of.astimezone(UTC) if as_of else None) or datetime.now(UTC)
-    rd = _Reader(path)
+    rd = RowReader(path)
     counts = rd.counts
     dropped = 0
 
