@@ -299,7 +299,7 @@ def test_missing_inputs_raise_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"both orders\.csv and orders\.jsonl"):
         ingest_dir(shop2)
     shop3 = write_shop(tmp_path / "shop3", base_shop())
-    (shop3 / "customers.csv").write_text("customer_id,name\nC1,Anna\n")
+    (shop3 / "customers.csv").write_text("name,email\nAnna,anna@example.com\n")
     with pytest.raises(DataError, match="missing required column"):
         ingest_dir(shop3)
 

@@ -1,14 +1,15 @@
 """Reading the entity files of a shop directory, row by row, into records or quarantine.
 
-Owns: finding an entity's file (CSV or JSONL), reading raw rows with the line where
-each starts, running a row builder over them, and collecting the rows that fail as
+Owns: finding an entity's file (CSV or JSONL, or the file the column mapping names),
+reading raw rows with the line where each starts, renaming them through the mapping,
+running a row builder over them, and collecting the rows that fail as
 `QuarantinedRow`s with per-entity counts.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import msgspec
 
 from server.errors import DataError
 from server.knowledge.shop import rows
+from server.knowledge.shop.mapping import ColumnMapping, EntityMapper
 from server.knowledge.shop.normalize import RowError
 from server.knowledge.shop.schema import ENTITIES, EntityCount
 
@@ -32,16 +34,22 @@ class QuarantinedRow(msgspec.Struct):
     reason: str
 
 
-def entity_file(path: Path, entity: str) -> Path | None:
-    """The one file holding `entity` (.csv or .jsonl), None when absent."""
+def entity_file(path: Path, entity: str, name: str = "") -> Path | None:
+    """The one file holding `entity` (.csv or .jsonl, or `name`), None when absent."""
+    if name:
+        return path / name if (path / name).is_file() else None
     found = [p for p in (path / f"{entity}.csv", path / f"{entity}.jsonl") if p.is_file()]
     if len(found) > 1:
         raise DataError(f"both {entity}.csv and {entity}.jsonl exist in {path}; keep one")
     return found[0] if found else None
 
 
-def iter_raw(file: Path, entity: str) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
-    """Yield (line, raw row, problem) per record; problem is "" for a readable row."""
+def iter_raw(
+    file: Path, entity: str, mapper: EntityMapper | None = None
+) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
+    """Yield (line, raw row, problem) per record; problem is "" for a readable row.
+
+    Rows are as read (export column names); `mapper` only checks the CSV header."""
     if file.suffix == ".jsonl":
         decoder = msgspec.json.Decoder()
         with file.open("rb") as fh:
@@ -61,9 +69,13 @@ def iter_raw(file: Path, entity: str) -> Iterator[tuple[int, dict[str, Any] | st
     with file.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = [h.strip().lower() for h in next(reader, [])]
-        missing = [c for c in rows.REQUIRED_COLUMNS[entity] if c not in header]
+        present = mapper.schema_columns(header) if mapper else set(header)
+        missing = [c for c in rows.REQUIRED_COLUMNS[entity] if c not in present]
         if missing:
-            raise DataError(f"{file.name}: missing required column(s) {', '.join(missing)}")
+            hint = " (after the column mapping)" if mapper and mapper.renames else ""
+            raise DataError(
+                f"{file.name}: missing required column(s) {', '.join(missing)}{hint}"
+            )
         width = len(header)
         last = reader.line_num
         for values in reader:
@@ -82,23 +94,28 @@ def iter_raw(file: Path, entity: str) -> Iterator[tuple[int, dict[str, Any] | st
 class RowReader:
     """Runs builders over entity files, routing failures to the quarantine list."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mapping: ColumnMapping | None = None) -> None:
         self.path = path
+        self.mapping = mapping or ColumnMapping()
         self.quarantined: list[QuarantinedRow] = []
         self.counts = {e: EntityCount() for e in ENTITIES}
 
+    def file(self, entity: str) -> Path | None:
+        return entity_file(self.path, entity, self.mapping.entity(entity).file)
+
     def load(self, entity: str, build: Callable[[dict[str, Any]], T]) -> list[T]:
-        file = entity_file(self.path, entity)
+        file = self.file(entity)
         if file is None:
             return []
+        mapper = self.mapping.mapper(entity)
         out: list[T] = []
-        count = self.counts[entity]
-        for line, raw, problem in iter_raw(file, entity):
+        count = self.counts.setdefault(entity, EntityCount())
+        for line, raw, problem in iter_raw(file, entity, mapper):
             count.read += 1
             if not problem:
                 assert isinstance(raw, dict)
                 try:
-                    out.append(build(raw))
+                    out.append(build(mapper.apply(raw)))
                     continue
                 except RowError as exc:
                     problem = str(exc)
@@ -106,4 +123,30 @@ class RowReader:
                     problem = f"bad value: {exc}"
             count.quarantined += 1
             self.quarantined.append(QuarantinedRow(entity, file.name, line, raw, problem))
+        return out
+
+    def quarantine(
+        self, entity: str, source: str, line: int, raw: dict[str, Any] | str, reason: str
+    ) -> None:
+        self.counts.setdefault(entity, EntityCount()).quarantined += 1
+        self.quarantined.append(QuarantinedRow(entity, source, line, raw, reason))
+
+    def take(
+        self,
+        entity: str,
+        source: str,
+        records: Iterable[tuple[int, dict[str, Any] | str, T]],
+        check: Callable[[T], T],
+    ) -> list[T]:
+        """Records built from another file (transaction lines): count, check, quarantine.
+
+        Each comes with the line and raw row it was built from, for the quarantine."""
+        out: list[T] = []
+        count = self.counts.setdefault(entity, EntityCount())
+        for line, raw, rec in records:
+            count.read += 1
+            try:
+                out.append(check(rec))
+            except RowError as exc:
+                self.quarantine(entity, source, line, raw, str(exc))
         return out

@@ -32,12 +32,13 @@ ENTITIES = (
 class Customer(msgspec.Struct, frozen=True):
     customer_id: str
     name: str
-    email: str  # normalized: lower case, stripped
+    email: str  # normalized: lower case, stripped; "" when the export has none
     phone: str  # normalized: E.164-like "+<digits>" or "" when absent
     segment: str  # e.g. "standard", "vip", "b2b"
     created_at: datetime
     # Retention nudges (follow-ups, replenish, win-back) go only to opted-in customers.
     marketing_opt_in: bool = True
+    country: str = ""  # as the export writes it ("United Kingdom", "SP"); "" = unknown
 
 
 class Product(msgspec.Struct, frozen=True):
