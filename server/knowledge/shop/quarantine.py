@@ -1,7 +1,8 @@
 """The quarantine, summarized: why rows were refused, grouped, most common first.
 
 A reason names the values that failed ("unknown customer 'C404'"); grouping strips
-the quoted values so that one rule is one group ("unknown customer"), per entity.
+the quoted values and parenthesized hints so that one rule is one group ("unknown
+customer"), per entity.
 Each group keeps its count and the first row that hit it, as an example a user can
 look up in the source file.
 """
@@ -17,14 +18,14 @@ import msgspec
 from server.knowledge.shop.reader import QuarantinedRow
 
 _QUOTED = re.compile(r"""\s*(?:'[^']*'|"[^"]*")""")
+_HINT = re.compile(r"\s*\([^)]*\)")
 _COLON_TAIL = re.compile(r"[:\s]+$")
 TOP = 3
 
 
 def reason_kind(reason: str) -> str:
-    """'bad date in created_at: 'x' (expected '%d')' -> 'bad date in created_at (expected)'."""
-    kind = _QUOTED.sub("", reason)
-    kind = re.sub(r"\(\s*\)", "", kind).replace(" :", ":")
+    """"bad date in created_at: 'x' (expected '%d')" -> "bad date in created_at"."""
+    kind = _QUOTED.sub("", _HINT.sub("", reason))
     return _COLON_TAIL.sub("", re.sub(r"\s{2,}", " ", kind)).strip()
 
 

@@ -39,7 +39,7 @@ from server.knowledge.shop.mapping import EntityMapper
 from server.knowledge.shop.normalize import RowError
 from server.knowledge.shop.reader import RowReader, iter_raw
 from server.knowledge.shop.rows import currency_or_default
-from server.knowledge.shop.schema import Customer, Order, OrderItem, Product, Return
+from server.knowledge.shop.schema import Customer, EntityCount, Order, OrderItem, Product, Return
 
 ENTITY = "transactions"
 GUEST = "guest line without customer_id"
@@ -115,7 +115,7 @@ def read_lines(
     file = rd.file(ENTITY)
     assert file is not None
     lines: list[Line] = []
-    count = rd.counts[ENTITY]
+    count = rd.counts.setdefault(ENTITY, EntityCount())
     for no, raw, problem in iter_raw(file, ENTITY, mapper):
         count.read += 1
         if not problem:
