@@ -145,6 +145,7 @@ class EntityMapper:
             for col, table in mapping.values.items()
         }
         self._dates = DATE_COLUMNS.get(entity, ()) if date_format else ()
+        self.identity = not (self._sources or self._values or self._dates)
 
     def schema_columns(self, header: Iterable[str]) -> set[str]:
         """The schema columns a file with this header provides."""
@@ -159,6 +160,8 @@ class EntityMapper:
 
     def apply(self, raw: dict[str, Any]) -> dict[str, Any]:
         """One row as read -> a row keyed by schema columns; RowError for a bad date."""
+        if self.identity:  # no mapping: the file uses the schema's names (as read)
+            return raw
         row: dict[str, Any] = {}
         for key, value in raw.items():
             k = key.strip().lower() if isinstance(key, str) else key
