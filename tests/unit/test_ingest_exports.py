@@ -103,11 +103,20 @@ def test_olist_loads_with_only_a_mapping() -> None:
     _assert_every_row_accounted(result)
     counts = {e: (c["read"], c["accepted"], c["quarantined"]) for e, c in
               summary["entities"].items() if c["read"]}
-    assert counts == {"customers": (10, 10, 0), "products": (7, 7, 0), "orders": (10, 9, 1),
+    assert counts == {"customers": (10, 8, 0), "products": (7, 7, 0), "orders": (10, 9, 1),
                       "order_items": (12, 11, 1)}
+    # Two people ordered twice: their per-order customer ids fold into one account.
+    assert sorted(m.rule for m in snap.merges) == ["same_account", "same_account"]
+    assert summary["entities"]["customers"]["merged"] == 2
+    owners: dict[str, list[datetime]] = {}
+    for o in snap.orders:
+        owners.setdefault(o.customer_id, []).append(o.ordered_at)
+    assert sorted(len(v) for v in owners.values()) == [1, 1, 1, 1, 1, 2, 2]  # 9 orders
+    repeat = next(c for c in snap.customers if len(owners.get(c.customer_id, [])) == 2)
+    assert repeat.created_at == min(owners[repeat.customer_id])  # first of both orders
     assert summary["derived"] == {
         "customers.created_at.as_of": 1,  # the customer of the quarantined order
-        "customers.created_at.first_order": 9, "order_items.quantity": 11,
+        "customers.created_at.first_order": 7, "order_items.quantity": 11,
         "orders.currency": 9, "orders.total": 9, "products.currency": 7, "products.price": 7,
         "products.title": 7,
     }

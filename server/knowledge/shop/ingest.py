@@ -32,6 +32,7 @@ from server.knowledge.shop.reader import QuarantinedRow, RowReader
 from server.knowledge.shop.resolve import remap, resolve_customers, resolve_products
 from server.knowledge.shop.schema import (
     ENTITIES,
+    Customer,
     EntityCount,
     Merge,
     Order,
@@ -187,14 +188,21 @@ def ingest_dir(
     split = (split_transactions(rd, rd.mapping.mapper(TRANSACTIONS), default_currency)
              if flat else None)
 
-    customers_in = rd.load("customers", rows.customer)
+    accounts: list[str] = []  # parallel to customers_in
+
+    def build_customer(row: dict[str, Any]) -> Customer:
+        rec = rows.customer(row)
+        accounts.append(n.text(row.get("account_id")))
+        return rec
+
+    customers_in = rd.load("customers", build_customer)
     products_in = rd.load("products", partial(rows.product, default_currency=default_currency))
     if split is not None:
         customers_in += _not_in_file(rd, "customers", split.source, split.customers,
                                      {c.customer_id for c in customers_in})
         products_in += _not_in_file(rd, "products", split.source, split.products,
                                     {p.product_id for p in products_in})
-    customers, c_merges, c_map = resolve_customers(customers_in)
+    customers, c_merges, c_map = resolve_customers(customers_in, accounts)
     products, p_merges, p_map = resolve_products(products_in)
     merges: list[Merge] = c_merges + p_merges
     for m in merges:

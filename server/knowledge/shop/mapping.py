@@ -28,7 +28,7 @@ from server.knowledge.shop.normalize import RowError
 # Every schema column an entity file may carry (docs/data-schema.md, "Columns").
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("customer_id", "name", "email", "phone", "segment", "created_at",
-                  "marketing_opt_in", "country"),
+                  "marketing_opt_in", "country", "account_id"),
     "products": ("product_id", "title", "brand", "category", "price", "currency", "in_stock",
                  "warranty_months", "description", "complements", "replenish_days"),
     "policies": ("policy_id", "title", "text", "applies_to", "version", "params"),

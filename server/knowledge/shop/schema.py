@@ -122,7 +122,7 @@ class Merge(msgspec.Struct, frozen=True):
     entity: str  # customers | products
     kept_id: str
     merged_id: str
-    rule: str  # e.g. "same_email", "same_phone", "same_sku", "same_title_brand"
+    rule: str  # e.g. "same_account", "same_email", "same_phone", "same_sku", "same_title_brand"
 
 
 class EntityCount(msgspec.Struct):

@@ -47,7 +47,7 @@ SALE_STATUS = "delivered"
 Origin = tuple[int, dict[str, Any]]  # (line, raw row) a record was built from
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     no: int
     raw: dict[str, Any]
