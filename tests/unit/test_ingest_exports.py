@@ -197,6 +197,11 @@ def test_flat_jsonl_with_status_segment_and_a_customers_file(tmp_path: Path) -> 
     assert snap.counts["customers"].read == 2  # one from its file, one from the lines
 
 
+def test_a_file_the_mapping_names_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"sales\.csv \(the mapping's file for transactions\)"):
+        ingest_dir(tmp_path, mapping=parse_mapping('[transactions]\nfile = "sales.csv"\n'))
+
+
 def test_transactions_next_to_orders_is_ambiguous(tmp_path: Path) -> None:
     shop = tmp_path / "shop"
     shop.mkdir()

@@ -149,6 +149,10 @@ def _check_files(rd: RowReader) -> bool:
     path = rd.path
     if not path.is_dir():
         raise DataError(f"shop data directory not found: {path}")
+    for entity in (*ENTITIES, TRANSACTIONS):
+        named = rd.mapping.entity(entity).file
+        if named and rd.file(entity) is None:
+            raise DataError(f"{path}: {named} (the mapping's file for {entity}) is missing")
     flat = rd.file(TRANSACTIONS) is not None
     if flat:
         both = [e for e in ("orders", "order_items") if rd.file(e) is not None]
@@ -157,9 +161,7 @@ def _check_files(rd: RowReader) -> bool:
                             "give orders either as line items or as orders + order_items")
     for entity in () if flat else REQUIRED_ENTITIES:
         if rd.file(entity) is None:
-            named = rd.mapping.entity(entity).file
-            what = f"{named} (mapped for {entity})" if named else f"{entity}.csv or {entity}.jsonl"
-            raise DataError(f"{path}: required file {what} is missing "
+            raise DataError(f"{path}: required file {entity}.csv or {entity}.jsonl is missing "
                             "(or give a flat transactions file)")
     return flat
 
