@@ -187,8 +187,7 @@ def ingest_dir(
     default_currency = _default_currency(meta, currency)
     counts = rd.counts
     dropped = 0
-    split = (split_transactions(rd, rd.mapping.mapper(TRANSACTIONS), default_currency)
-             if flat else None)
+    split = split_transactions(rd, default_currency) if flat else None
 
     accounts: list[str] = []  # parallel to customers_in
 

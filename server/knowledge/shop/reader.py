@@ -104,6 +104,14 @@ class RowReader:
         return entity_file(self.path, entity, self.mapping.entity(entity).file)
 
     def load(self, entity: str, build: Callable[[dict[str, Any]], T]) -> list[T]:
+        """Build one record per row of `entity`'s file (rows renamed by the mapping)."""
+        return self.load_lines(entity, lambda _line, _raw, row: build(row))
+
+    def load_lines(
+        self, entity: str, build: Callable[[int, dict[str, Any], dict[str, Any]], T]
+    ) -> list[T]:
+        """Like `load`, for builders that keep where a record came from:
+        build(line, row as read, row renamed by the mapping)."""
         file = self.file(entity)
         if file is None:
             return []
@@ -115,7 +123,7 @@ class RowReader:
             if not problem:
                 assert isinstance(raw, dict)
                 try:
-                    out.append(build(mapper.apply(raw)))
+                    out.append(build(line, raw, mapper.apply(raw)))
                     continue
                 except RowError as exc:
                     problem = str(exc)

@@ -35,11 +35,10 @@ from typing import Any
 
 from server.knowledge.shop import normalize as n
 from server.knowledge.shop.derive import MISSING_NUMBER, MISSING_TIME
-from server.knowledge.shop.mapping import EntityMapper
 from server.knowledge.shop.normalize import RowError
-from server.knowledge.shop.reader import RowReader, iter_raw
+from server.knowledge.shop.reader import RowReader
 from server.knowledge.shop.rows import currency_or_default
-from server.knowledge.shop.schema import Customer, EntityCount, Order, OrderItem, Product, Return
+from server.knowledge.shop.schema import Customer, Order, OrderItem, Product, Return
 
 ENTITY = "transactions"
 GUEST = "guest line without customer_id"
@@ -109,29 +108,6 @@ def parse_line(no: int, raw: dict[str, Any], row: dict[str, Any], cancel_prefix:
     )
 
 
-def read_lines(
-    rd: RowReader, mapper: EntityMapper, default_currency: str
-) -> tuple[str, list[Line]]:
-    file = rd.file(ENTITY)
-    assert file is not None
-    lines: list[Line] = []
-    count = rd.counts.setdefault(ENTITY, EntityCount())
-    for no, raw, problem in iter_raw(file, ENTITY, mapper):
-        count.read += 1
-        if not problem:
-            assert isinstance(raw, dict)
-            try:
-                lines.append(parse_line(no, raw, mapper.apply(raw), mapper.cancel_prefix,
-                                        default_currency))
-                continue
-            except RowError as exc:
-                problem = str(exc)
-            except (TypeError, ValueError) as exc:
-                problem = f"bad value: {exc}"
-        rd.quarantine(ENTITY, file.name, no, raw, problem)
-    return file.name, lines
-
-
 class _Purchases:
     """What each customer bought, per product, for matching credit lines to purchases."""
 
@@ -169,8 +145,13 @@ def _item(line: Line) -> tuple[int, dict[str, Any], OrderItem]:
                                         line.unit_price)
 
 
-def split_transactions(rd: RowReader, mapper: EntityMapper, default_currency: str) -> Split:
-    source, lines = read_lines(rd, mapper, default_currency)
+def split_transactions(rd: RowReader, default_currency: str) -> Split:
+    file = rd.file(ENTITY)
+    assert file is not None
+    prefix = rd.mapping.entity(ENTITY).cancel_prefix
+    lines = rd.load_lines(ENTITY, lambda no, raw, row: parse_line(
+        no, raw, row, prefix, default_currency))
+    source = file.name
     split = Split(source)
     quarantine = rd.quarantine
     by_order: dict[str, list[Line]] = {}
