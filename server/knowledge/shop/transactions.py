@@ -165,9 +165,9 @@ def split_transactions(rd: RowReader, default_currency: str) -> Split:
 
     used: list[Line] = []
     purchases = _Purchases()
-    groups = sorted(by_order.values(), key=lambda g: (min(x.ordered_at for x in g), g[0].no))
-    for group in groups:
-        first, at = group[0], min(x.ordered_at for x in group)
+    groups = sorted((min(x.ordered_at for x in g), g[0].no, g) for g in by_order.values())
+    for at, _, group in groups:
+        first = group[0]
         bought = [x for x in group if not x.credit and x.status != "cancelled"]
         cancelled = [x for x in group if not x.credit and x.status == "cancelled"]
         credits = [x for x in group if x.credit]
@@ -180,7 +180,6 @@ def split_transactions(rd: RowReader, default_currency: str) -> Split:
                 unmatched.append(x)
                 continue
             split.returns.append((x.no, x.raw, _return(x, order_id)))
-            split.stats["returns"] += 1
             used.append(x)
         if bought:
             status = next((x.status for x in bought if x.status), "")
@@ -190,9 +189,7 @@ def split_transactions(rd: RowReader, default_currency: str) -> Split:
             for x in [*bought, *cancelled]:
                 split.items.append(_item(x))
                 used.append(x)
-            for x in cancelled:
-                split.returns.append((x.no, x.raw, _return(x, x.order_id)))
-                split.stats["returns"] += 1
+            split.returns += [(x.no, x.raw, _return(x, x.order_id)) for x in cancelled]
             for x in unmatched:
                 quarantine(ENTITY, source, x.no, x.raw,
                            f"credit line for product {x.product_id!r} that customer "
@@ -205,7 +202,7 @@ def split_transactions(rd: RowReader, default_currency: str) -> Split:
                 split.items.append(_item(x))
                 used.append(x)
     rd.counts[ENTITY].accepted = len(used)
-    split.stats["items"] = len(split.items)
+    split.stats.update(items=len(split.items), returns=len(split.returns))
     _customers_and_products(split, used)
     return split
 
