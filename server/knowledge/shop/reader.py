@@ -129,8 +129,7 @@ class RowReader:
                     problem = str(exc)
                 except (TypeError, ValueError) as exc:  # odd JSON types a builder did not expect
                     problem = f"bad value: {exc}"
-            count.quarantined += 1
-            self.quarantined.append(QuarantinedRow(entity, file.name, line, raw, problem))
+            self.quarantine(entity, file.name, line, raw, problem)
         return out
 
     def quarantine(
