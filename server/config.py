@@ -87,6 +87,10 @@ class DataConfig(_Section):
     shared_dir: str = ""  # "" = $AFTERCARE_SHARED_DATA or ../shared/data when present
     use_shared: bool = True
     quarantine_dir: str = "var/quarantine"
+    # TOML file mapping an export's files, column names and date formats onto the
+    # schema (docs/data-schema.md, "Column mapping"); "" = the schema's own names.
+    mapping: str = ""
+    currency: str = ""  # default for rows without a currency when shop.json names none
 
 
 class RetrievalConfig(_Section):

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from server.errors import InvalidInput
-from server.knowledge.shop.schema import ENTITIES
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +24,14 @@ def register(subparsers: Any) -> None:
     ingest.add_argument("--quarantine", type=Path, help="directory for the quarantine JSONL")
     ingest.add_argument(
         "--as-of", help="the shop's 'now' (ISO 8601) when the directory has no shop.json"
+    )
+    ingest.add_argument(
+        "--mapping", type=Path,
+        help="TOML file mapping the export's files, columns and date formats onto the schema",
+    )
+    ingest.add_argument(
+        "--currency", default="",
+        help="default currency of rows that name none, when shop.json has no `currency`",
     )
     ingest.set_defaults(func=_cmd_ingest)
 
@@ -43,7 +50,9 @@ def register(subparsers: Any) -> None:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from server.knowledge.shop.ingest import ingest_dir
+    from server.knowledge.shop.mapping import load_mapping
     from server.knowledge.shop.normalize import RowError, required_timestamp
+    from server.knowledge.shop.quarantine import TOP, describe
 
     as_of = None
     if args.as_of:
@@ -51,16 +60,25 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             as_of = required_timestamp(args.as_of, "--as-of")
         except RowError as exc:
             raise InvalidInput(str(exc)) from None
-    result = ingest_dir(args.dir, args.quarantine, as_of)
+    result = ingest_dir(args.dir, args.quarantine, as_of, mapping=load_mapping(args.mapping),
+                        currency=args.currency)
     summary = result.summary()
     print(f"{'entity':<12} {'read':>9} {'accepted':>9} {'quarantined':>11} {'merged':>7}")
-    for entity in ENTITIES:
+    for entity in summary["entities"]:
         c = summary["entities"][entity]
         print(
             f"{entity:<12} {c['read']:>9} {c['accepted']:>9} {c['quarantined']:>11} "
             f"{c['merged']:>7}"
         )
     print(f"snapshot {summary['snapshot_id']}  as_of {summary['as_of']}  in {result.seconds:.2f} s")
+    if summary["derived"]:
+        print("derived: " + ", ".join(f"{k} {v}" for k, v in summary["derived"].items()))
+    groups = summary["quarantine"]["reasons"]
+    if groups:
+        print(f"quarantined {summary['quarantine']['rows']} rows for {len(groups)} reasons; "
+              f"the {min(TOP, len(groups))} most common:")
+        for group in groups[:TOP]:
+            print(describe(group))
     if result.quarantine_path:
         print(f"quarantine: {result.quarantine_path}")
     print(json.dumps(summary, sort_keys=True))

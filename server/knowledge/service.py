@@ -99,13 +99,16 @@ def shared_articles(cfg: DataConfig, repo_root: Path) -> list[Article]:
 def _build_sync(data: DataConfig, repo_root: Path) -> tuple[Snapshot, KnowledgeGraph, Facts,
                                                             Recommender, list[Article]]:
     from server.knowledge.shop.ingest import ingest_dir
+    from server.knowledge.shop.mapping import load_mapping
 
     path = resolve_data_dir(data)
     if not path.is_dir():
         raise InvalidInput(f"data directory {path} does not exist")
-    result = ingest_dir(path, Path(data.quarantine_dir))
+    result = ingest_dir(path, Path(data.quarantine_dir), mapping=load_mapping(data.mapping),
+                        currency=data.currency)
     summary = result.summary()
-    log.info("ingested snapshot %s: %s", result.snapshot.snapshot_id, summary.get("counts", ""))
+    log.info("ingested snapshot %s: %s, derived %s", result.snapshot.snapshot_id,
+             summary["totals"], summary["derived"])
     snapshot = result.snapshot
     graph = KnowledgeGraph.build(snapshot)
     facts = Facts(snapshot)

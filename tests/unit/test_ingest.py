@@ -299,7 +299,7 @@ def test_missing_inputs_raise_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"both orders\.csv and orders\.jsonl"):
         ingest_dir(shop2)
     shop3 = write_shop(tmp_path / "shop3", base_shop())
-    (shop3 / "customers.csv").write_text("customer_id,name\nC1,Anna\n")
+    (shop3 / "customers.csv").write_text("name,email\nAnna,anna@example.com\n")
     with pytest.raises(DataError, match="missing required column"):
         ingest_dir(shop3)
 
@@ -317,3 +317,14 @@ def test_optional_entities_may_be_absent_and_as_of_comes_from_shop_json(tmp_path
     summary = result.summary()
     assert set(summary["entities"]) == set(ENTITIES)
     assert summary["totals"]["read"] == 2 + 3 + 2 + 3
+
+
+def test_marketing_opt_in_defaults_to_true_and_reads_an_opt_out(tmp_path: Path) -> None:
+    tables = base_shop()
+    tables["customers"][0]["marketing_opt_in"] = "no"  # C2's cell stays empty
+    snap = ingest_dir(write_shop(tmp_path / "shop", tables)).snapshot
+    assert [c.marketing_opt_in for c in snap.customers] == [False, True]
+    tables["customers"][0]["marketing_opt_in"] = "maybe"
+    result = ingest_dir(write_shop(tmp_path / "bad", tables))
+    reasons = [q.reason for q in result.quarantined]
+    assert reasons[:1] == ["bad boolean in marketing_opt_in: 'maybe'"]

@@ -43,3 +43,38 @@ def test_bad_as_of_and_size(tmp_path: Path) -> None:
         _run(["ingest", str(tmp_path), "--as-of", "tomorrow"])
     with pytest.raises(SystemExit):
         _run(["demo", "generate", "--out", str(tmp_path), "--size", "XXL"])
+
+
+def test_ingest_an_export_with_mapping_prints_derived_and_the_top_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = Path(__file__).resolve().parents[1] / "data" / "exports" / "online-retail-ii"
+    assert _run(["ingest", str(export), "--mapping", str(export / "mapping.toml"),
+                 "--quarantine", str(tmp_path / "q")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
+    assert summary["entities"]["transactions"]["read"] == 37
+    assert any(line.startswith("transactions") and line.split()[1:] == ["37", "31", "6", "0"]
+               for line in out)
+    assert any(line.startswith("derived: ") and "orders.total 11" in line for line in out)
+    at = out.index("quarantined 6 rows for 3 reasons; the 3 most common:")
+    assert out[at + 1].split() == ["4", "transactions:", "guest", "line", "without", "customer_id"]
+    assert out[at + 2].strip().startswith("e.g. online_retail_II.csv:21 (guest line")
+    assert "bad date in ordered_at" in out[at + 3]
+    assert len(Path(summary["quarantine_path"]).read_text().splitlines()) == 6
+
+
+def test_ingest_olist_with_mapping_and_currency(capsys: pytest.CaptureFixture[str]) -> None:
+    export = Path(__file__).resolve().parents[1] / "data" / "exports" / "olist"
+    assert _run(["ingest", str(export), "--mapping", str(export / "mapping.toml"),
+                 "--currency", "brl", "--as-of", "2018-09-01"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["entities"]["orders"]["accepted"] == 9
+    assert summary["derived"]["orders.currency"] == 9
+
+
+def test_bad_mapping_file_is_invalid_input(tmp_path: Path) -> None:
+    from server.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="mapping file not found"):
+        _run(["ingest", str(tmp_path), "--mapping", str(tmp_path / "nope.toml")])

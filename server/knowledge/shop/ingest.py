@@ -1,7 +1,7 @@
 """Ingestion of a shop data directory into a validated, resolved `Snapshot`.
 
-Owns: finding the entity files (CSV or JSONL), reading rows with their line
-numbers, applying the row builders (rows.py), cross-row checks (duplicate ids,
+Owns: applying the row builders (rows.py) through the file reader (reader.py),
+cross-row checks (duplicate ids,
 references to unknown or merged records), entity resolution (resolve.py), the
 quarantine file, the per-entity counts and the content-hash snapshot id.
 The file format and every rule are documented in docs/data-schema.md.
@@ -9,12 +9,13 @@ The file format and every rule are documented in docs/data-schema.md.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,30 +24,28 @@ import msgspec
 from server.errors import DataError
 from server.knowledge.shop import normalize as n
 from server.knowledge.shop import rows
+from server.knowledge.shop.derive import fill_derived
+from server.knowledge.shop.mapping import ColumnMapping
 from server.knowledge.shop.normalize import RowError
+from server.knowledge.shop.quarantine import reason_groups
+from server.knowledge.shop.reader import QuarantinedRow, RowReader
 from server.knowledge.shop.resolve import remap, resolve_customers, resolve_products
 from server.knowledge.shop.schema import (
     ENTITIES,
+    Customer,
     EntityCount,
     Merge,
+    Order,
     OrderItem,
     Product,
     Snapshot,
 )
+from server.knowledge.shop.transactions import split_transactions
 
 REQUIRED_ENTITIES = ("customers", "products", "orders", "order_items")
+TRANSACTIONS = "transactions"
 SHOP_FILE = "shop.json"
 T = TypeVar("T")
-
-
-class QuarantinedRow(msgspec.Struct):
-    """One rejected row, as written to the quarantine JSONL file."""
-
-    entity: str
-    source: str  # file name inside the shop directory
-    line: int  # 1-based line where the record starts (CSV header is line 1)
-    raw: dict[str, Any] | str  # the row as read; a string when it was not parseable
-    reason: str
 
 
 @dataclass
@@ -56,10 +55,13 @@ class IngestResult:
     quarantined: list[QuarantinedRow] = field(default_factory=list)
     dropped_refs: int = 0  # list references (complements, article product_ids) to unknown ids
     seconds: float = 0.0
+    derived: dict[str, int] = field(default_factory=dict)  # derive.py's keys -> values filled
+    transactions: dict[str, int] = field(default_factory=dict)  # a flat export's split, if any
 
     def summary(self) -> dict[str, Any]:
         snap = self.snapshot
-        entities = {e: msgspec.structs.asdict(snap.counts[e]) for e in ENTITIES}
+        names = [*ENTITIES, *(e for e in snap.counts if e not in ENTITIES)]
+        entities = {e: msgspec.structs.asdict(snap.counts[e]) for e in names}
         totals = {
             k: sum(c[k] for c in entities.values()) for k in msgspec.structs.asdict(EntityCount())
         }
@@ -70,86 +72,15 @@ class IngestResult:
             "totals": totals,
             "merges": len(snap.merges),
             "dropped_refs": self.dropped_refs,
+            "derived": dict(sorted(self.derived.items())),
+            "transactions": dict(sorted(self.transactions.items())),
+            "quarantine": {
+                "rows": len(self.quarantined),
+                "reasons": reason_groups(self.quarantined),
+            },
             "quarantine_path": str(self.quarantine_path) if self.quarantine_path else None,
             "seconds": round(self.seconds, 3),
         }
-
-
-def entity_file(path: Path, entity: str) -> Path | None:
-    """The one file holding `entity` (.csv or .jsonl), None when absent."""
-    found = [p for p in (path / f"{entity}.csv", path / f"{entity}.jsonl") if p.is_file()]
-    if len(found) > 1:
-        raise DataError(f"both {entity}.csv and {entity}.jsonl exist in {path}; keep one")
-    return found[0] if found else None
-
-
-def iter_raw(file: Path, entity: str) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
-    """Yield (line, raw row, problem) per record; problem is "" for a readable row."""
-    if file.suffix == ".jsonl":
-        decoder = msgspec.json.Decoder()
-        with file.open("rb") as fh:
-            for no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = decoder.decode(line)
-                except msgspec.DecodeError as exc:
-                    yield no, line.decode("utf-8", "replace").rstrip("\n"), f"bad JSON: {exc}"
-                    continue
-                if isinstance(obj, dict):
-                    yield no, obj, ""
-                else:
-                    yield no, line.decode("utf-8", "replace").rstrip("\n"), "not a JSON object"
-        return
-    with file.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip().lower() for h in next(reader, [])]
-        missing = [c for c in rows.REQUIRED_COLUMNS[entity] if c not in header]
-        if missing:
-            raise DataError(f"{file.name}: missing required column(s) {', '.join(missing)}")
-        width = len(header)
-        last = reader.line_num
-        for values in reader:
-            start, last = last + 1, reader.line_num
-            if not values:
-                continue
-            if len(values) != width:
-                row: dict[str, Any] = dict(zip(header, values, strict=False))
-                if len(values) > width:
-                    row["_extra"] = values[width:]
-                yield start, row, f"expected {width} columns, got {len(values)}"
-                continue
-            yield start, dict(zip(header, values, strict=True)), ""
-
-
-class _Reader:
-    """Runs builders over entity files, routing failures to the quarantine list."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.quarantined: list[QuarantinedRow] = []
-        self.counts = {e: EntityCount() for e in ENTITIES}
-
-    def load(self, entity: str, build: Callable[[dict[str, Any]], T]) -> list[T]:
-        file = entity_file(self.path, entity)
-        if file is None:
-            return []
-        out: list[T] = []
-        count = self.counts[entity]
-        for line, raw, problem in iter_raw(file, entity):
-            count.read += 1
-            if not problem:
-                assert isinstance(raw, dict)
-                try:
-                    out.append(build(raw))
-                    continue
-                except RowError as exc:
-                    problem = str(exc)
-                except (TypeError, ValueError) as exc:  # odd JSON types a builder did not expect
-                    problem = f"bad value: {exc}"
-            count.quarantined += 1
-            self.quarantined.append(QuarantinedRow(entity, file.name, line, raw, problem))
-        return out
 
 
 def _unique(key: Callable[[T], str], what: str) -> Callable[[T], T]:
@@ -165,21 +96,33 @@ def _unique(key: Callable[[T], str], what: str) -> Callable[[T], T]:
     return check
 
 
-def read_as_of(path: Path) -> datetime | None:
-    """The shop's pinned "now" from shop.json, when the directory has one."""
+class ShopMeta(msgspec.Struct, frozen=True):
+    as_of: datetime | None = None  # the shop's pinned "now"
+    currency: str = ""  # the default currency of rows that name none
+
+
+def read_shop_meta(path: Path) -> ShopMeta:
+    """`as_of` and `currency` from shop.json, when the directory has one."""
     file = path / SHOP_FILE
     if not file.is_file():
-        return None
+        return ShopMeta()
     try:
         meta = msgspec.json.decode(file.read_bytes())
     except msgspec.DecodeError as exc:
         raise DataError(f"{SHOP_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or not meta.get("as_of"):
-        return None
+    if not isinstance(meta, dict):
+        return ShopMeta()
     try:
-        return n.timestamp(meta["as_of"], "as_of")
+        as_of = n.timestamp(meta["as_of"], "as_of") if meta.get("as_of") else None
+        currency = n.currency(meta["currency"]) if meta.get("currency") else ""
     except RowError as exc:
         raise DataError(f"{SHOP_FILE}: {exc}") from None
+    return ShopMeta(as_of, currency)
+
+
+def read_as_of(path: Path) -> datetime | None:
+    """The shop's pinned "now" from shop.json, when the directory has one."""
+    return read_shop_meta(path).as_of
 
 
 def snapshot_id(snapshot: Snapshot) -> str:
@@ -192,25 +135,76 @@ def snapshot_id(snapshot: Snapshot) -> str:
     return "snap-" + h.hexdigest()[:12]
 
 
-def ingest_dir(
-    path: Path, quarantine_dir: Path | None = None, as_of: datetime | None = None
-) -> IngestResult:
-    """Read, validate, normalize and resolve one shop directory into a Snapshot."""
-    t0 = time.perf_counter()
-    path = Path(path)
+def _default_currency(meta: ShopMeta, currency: str) -> str:
+    if meta.currency or not currency:
+        return meta.currency
+    try:
+        return n.currency(currency)
+    except RowError as exc:
+        raise DataError(f"default currency: {exc}") from None
+
+
+def _check_files(rd: RowReader) -> bool:
+    """Raise DataError for missing or clashing entity files; True for a flat export."""
+    path = rd.path
     if not path.is_dir():
         raise DataError(f"shop data directory not found: {path}")
-    for entity in REQUIRED_ENTITIES:
-        if entity_file(path, entity) is None:
-            raise DataError(f"{path}: required file {entity}.csv or {entity}.jsonl is missing")
-    pinned = read_as_of(path)
-    snap_as_of = pinned or (as_of.astimezone(UTC) if as_of else None) or datetime.now(UTC)
-    rd = _Reader(path)
+    for entity in (*ENTITIES, TRANSACTIONS):
+        named = rd.mapping.entity(entity).file
+        if named and rd.file(entity) is None:
+            raise DataError(f"{path}: {named} (the mapping's file for {entity}) is missing")
+    flat = rd.file(TRANSACTIONS) is not None
+    if flat:
+        both = [e for e in ("orders", "order_items") if rd.file(e) is not None]
+        if both:
+            raise DataError(f"{path}: transactions and {' and '.join(both)} both exist; "
+                            "give orders either as line items or as orders + order_items")
+    for entity in () if flat else REQUIRED_ENTITIES:
+        if rd.file(entity) is None:
+            raise DataError(f"{path}: required file {entity}.csv or {entity}.jsonl is missing "
+                            "(or give a flat transactions file)")
+    return flat
+
+
+def ingest_dir(
+    path: Path,
+    quarantine_dir: Path | None = None,
+    as_of: datetime | None = None,
+    *,
+    mapping: ColumnMapping | None = None,
+    currency: str = "",
+) -> IngestResult:
+    """Read, validate, normalize and resolve one shop directory into a Snapshot.
+
+    `mapping` renames an export's columns (mapping.py); `currency` is the default for
+    rows without one when shop.json names none."""
+    t0 = time.perf_counter()
+    path = Path(path)
+    rd = RowReader(path, mapping)
+    flat = _check_files(rd)
+    meta = read_shop_meta(path)
+    snap_as_of = meta.as_of or (as_of.astimezone(UTC) if as_of else None) or datetime.now(UTC)
+    default_currency = _default_currency(meta, currency)
     counts = rd.counts
     dropped = 0
+    split = split_transactions(rd, default_currency) if flat else None
 
-    customers, c_merges, c_map = resolve_customers(rd.load("customers", rows.customer))
-    products, p_merges, p_map = resolve_products(rd.load("products", rows.product))
+    accounts: list[str] = []  # parallel to customers_in
+
+    def build_customer(row: dict[str, Any]) -> Customer:
+        rec = rows.customer(row)
+        accounts.append(n.text(row.get("account_id")))
+        return rec
+
+    customers_in = rd.load("customers", build_customer)
+    products_in = rd.load("products", partial(rows.product, default_currency=default_currency))
+    if split is not None:
+        customers_in += _not_in_file(rd, "customers", split.source, split.customers,
+                                     {c.customer_id for c in customers_in})
+        products_in += _not_in_file(rd, "products", split.source, split.products,
+                                    {p.product_id for p in products_in})
+    customers, c_merges, c_map = resolve_customers(customers_in, accounts)
+    products, p_merges, p_map = resolve_products(products_in)
     merges: list[Merge] = c_merges + p_merges
     for m in merges:
         counts[m.entity].merged += 1
@@ -242,9 +236,12 @@ def ingest_dir(
             raise RowError(f"unknown customer {rec.customer_id!r}")
         return rec if cid == rec.customer_id else msgspec.structs.replace(rec, customer_id=cid)
 
-    orders = rd.load(
-        "orders", _chain(rows.order, check_order, _unique(lambda x: x.order_id, "order_id"))
-    )
+    unique_order: Callable[[Order], Order] = _unique(lambda x: x.order_id, "order_id")
+    order_steps = (check_order, unique_order)
+    orders = rd.load("orders", _chain(
+        partial(rows.order, default_currency=default_currency), *order_steps))
+    if split is not None:
+        orders += rd.take("orders", split.source, split.orders, _chain(*order_steps))
     order_at = {o.order_id: o.ordered_at for o in orders}
     lines: set[tuple[str, str]] = set()
 
@@ -257,7 +254,18 @@ def ingest_dir(
         lines.add((rec.order_id, pid))
         return rec if pid == rec.product_id else msgspec.structs.replace(rec, product_id=pid)
 
-    items = rd.load("order_items", _chain(rows.order_item, check_item))
+    freight: dict[str, float] = defaultdict(float)
+
+    def build_item(row: dict[str, Any]) -> OrderItem:
+        raw = row.get("freight")
+        charge = 0.0 if raw in (None, "") else n.money(raw, "freight")
+        rec = check_item(rows.order_item(row))
+        freight[rec.order_id] += charge
+        return rec
+
+    items = rd.load("order_items", build_item)
+    if split is not None:
+        items += rd.take("order_items", split.source, split.items, check_item)
 
     def check_return(rec: Any) -> Any:
         pid = p_map.get(rec.product_id, rec.product_id)
@@ -270,6 +278,8 @@ def ingest_dir(
         return rec if pid == rec.product_id else msgspec.structs.replace(rec, product_id=pid)
 
     returns = rd.load("returns", _chain(rows.return_, check_return))
+    if split is not None:
+        returns += rd.take("returns", split.source, split.returns, check_return)
 
     def check_warranty(rec: Any) -> Any:
         cid = c_map.get(rec.customer_id, rec.customer_id)
@@ -286,6 +296,10 @@ def ingest_dir(
         "warranties",
         _chain(rows.warranty, check_warranty, _unique(lambda x: x.warranty_id, "warranty_id")),
     )
+    derived = fill_derived(customers, fixed_products, orders, items, freight, default_currency,
+                           snap_as_of, Counter(split.derived if split else {}))
+    customers, fixed_products = derived.customers, derived.products
+    orders, items = derived.orders, derived.items
     for entity, recs in (
         ("customers", customers),
         ("products", fixed_products),
@@ -324,7 +338,16 @@ def ingest_dir(
         with qpath.open("wb") as fh:
             for q in rd.quarantined:
                 fh.write(enc.encode(q) + b"\n")
-    return IngestResult(snap, qpath, rd.quarantined, dropped, time.perf_counter() - t0)
+    return IngestResult(snap, qpath, rd.quarantined, dropped, time.perf_counter() - t0,
+                        dict(derived.counts), dict(split.stats) if split else {})
+
+
+def _not_in_file(rd: RowReader, entity: str, source: str,
+                 records: list[tuple[int, dict[str, Any], T]], given: set[str]) -> list[T]:
+    """Records a flat export implies, for ids the entity's own file does not give."""
+    key = "customer_id" if entity == "customers" else "product_id"
+    extra = [r for r in records if getattr(r[2], key) not in given]
+    return rd.take(entity, source, extra, lambda rec: rec)
 
 
 def _chain(*steps: Callable[[Any], Any]) -> Callable[[dict[str, Any]], Any]:

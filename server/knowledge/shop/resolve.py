@@ -1,9 +1,11 @@
 """Entity resolution: fold duplicate customers and products into one kept record.
 
-Customers are the same person when they share a normalized email or a normalized
-phone; products are the same item when they share a SKU (letters and digits, case
-folded) or the same normalized title and brand. The kept record is the earliest
-created customer (ties: first seen) and the first seen product. Each fold is one
+Customers are the same person when they share an account id (an export's own key
+for the person, like Olist's `customer_unique_id` behind its per-order customer ids),
+a normalized email or a normalized phone; products are the same item when they
+share a SKU (letters and digits, case folded) or the same normalized title and
+brand. The kept record is the earliest created customer (ties: first seen) and the
+first seen product. Each fold is one
 `Merge`; the returned id map rewrites references (orders, items, complements...)
 from the merged id to the kept id. Resolution is greedy in that order: a record
 joins the first kept record one of its keys points at, and its own keys then point
@@ -12,7 +14,7 @@ there too, so chains (A~B by email, B~C by phone) end up in one record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
@@ -21,21 +23,27 @@ from server.knowledge.shop.schema import Customer, Merge, Product
 
 
 def resolve_customers(
-    customers: list[Customer],
+    customers: list[Customer], accounts: Sequence[str] = (),
 ) -> tuple[list[Customer], list[Merge], dict[str, str]]:
-    """Return (kept customers in first-seen order, merges, merged id -> kept id)."""
+    """Return (kept customers in first-seen order, merges, merged id -> kept id).
+
+    `accounts[i]` is customer i's account id ("" or absent: none)."""
     order = sorted(range(len(customers)), key=lambda i: (customers[i].created_at, i))
     kept: dict[str, Customer] = {}
     by_id: dict[str, str] = {}
+    by_account: dict[str, str] = {}
     by_email: dict[str, str] = {}
     by_phone: dict[str, str] = {}
     merges: list[Merge] = []
     id_map: dict[str, str] = {}
     for i in order:
         c = customers[i]
+        account = accounts[i] if i < len(accounts) else ""
         target, rule = None, ""
         if c.customer_id in by_id:
             target, rule = by_id[c.customer_id], "same_id"
+        elif account and account in by_account:
+            target, rule = by_account[account], "same_account"
         elif c.email and c.email in by_email:
             target, rule = by_email[c.email], "same_email"
         elif c.phone and c.phone in by_phone:
@@ -55,6 +63,8 @@ def resolve_customers(
                     k, phone=k.phone or c.phone, name=k.name or c.name
                 )
         by_id.setdefault(c.customer_id, target)
+        if account:
+            by_account.setdefault(account, target)
         if c.email:
             by_email.setdefault(c.email, target)
         if c.phone:

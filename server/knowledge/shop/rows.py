@@ -4,6 +4,10 @@ A builder takes one row as read (a dict of column -> raw value) and returns the
 normalized schema Struct, or raises `RowError` naming the first problem. Builders
 check only what one row can tell; cross-row rules (duplicates, references) live in
 ingest.py. Column lists here are the documented file schema (docs/data-schema.md).
+
+Values the rest of the shop implies (a customer's first order, an order's total...)
+may be absent: the builder leaves derive.py's sentinel and `fill_derived` fills and
+counts it once the cross-row checks are done.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import msgspec
 
 from server.knowledge.shop import normalize as n
+from server.knowledge.shop.derive import MISSING_NUMBER, MISSING_QUANTITY, MISSING_TIME
 from server.knowledge.shop.normalize import RowError
 from server.knowledge.shop.schema import (
     Article,
@@ -30,12 +35,12 @@ Row = dict[str, Any]
 
 # Columns a file must have (CSV header check; JSONL rows report them missing).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "customers": ("customer_id", "email", "created_at"),
-    "products": ("product_id", "title", "price", "currency"),
+    "customers": ("customer_id",),
+    "products": ("product_id",),
     "policies": ("policy_id", "title", "text"),
     "articles": ("article_id", "title", "body"),
-    "orders": ("order_id", "customer_id", "ordered_at", "status", "total", "currency"),
-    "order_items": ("order_id", "product_id", "quantity", "unit_price"),
+    "orders": ("order_id", "customer_id", "ordered_at", "status"),
+    "order_items": ("order_id", "product_id", "unit_price"),
     "returns": ("order_id", "product_id", "returned_at", "refund_status"),
     "warranties": (
         "warranty_id",
@@ -45,31 +50,60 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "starts_at",
         "expires_at",
     ),
+    "transactions": (
+        "order_id",
+        "customer_id",
+        "ordered_at",
+        "product_id",
+        "quantity",
+        "unit_price",
+    ),
 }
+NO_DEFAULT_CURRENCY = (
+    "missing currency (no shop default: set `currency` in shop.json or data.currency)"
+)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def currency_or_default(value: Any, default: str) -> str:
+    """The row's currency; "" (derived later) when absent and the shop has a default."""
+    if _blank(value):
+        if not default:
+            raise RowError(NO_DEFAULT_CURRENCY)
+        return ""
+    return n.currency(value)
+
+
+def _created_at(value: Any) -> Any:
+    return MISSING_TIME if _blank(value) else n.required_timestamp(value, "created_at")
 
 
 def customer(row: Row) -> Customer:
+    raw_email = row.get("email")
     return Customer(
         customer_id=n.ident(row.get("customer_id"), "customer_id"),
         name=n.text(row.get("name")),
-        email=n.email(row.get("email")),
+        email="" if _blank(raw_email) else n.email(raw_email),
         phone=n.phone(row.get("phone")),
         segment=n.text(row.get("segment")).lower() or "standard",
-        created_at=n.required_timestamp(row.get("created_at"), "created_at"),
+        created_at=_created_at(row.get("created_at")),
+        marketing_opt_in=n.boolean(row.get("marketing_opt_in"), "marketing_opt_in", default=True),
+        country=n.text(row.get("country")),
     )
 
 
-def product(row: Row) -> Product:
-    title = n.text(row.get("title"))
-    if not title:
-        raise RowError("missing title")
+def product(row: Row, default_currency: str = "") -> Product:
+    raw_price = row.get("price")
     return Product(
         product_id=n.ident(row.get("product_id"), "product_id"),
-        title=title,
+        title=n.text(row.get("title")),
         brand=n.text(row.get("brand")),
         category=n.category(row.get("category")),
-        price=n.money(row.get("price"), "price"),
-        currency=n.currency(row.get("currency")),
+        price=MISSING_NUMBER if _blank(raw_price) else n.money(raw_price, "price"),
+        currency=currency_or_default(row.get("currency"), default_currency),
         in_stock=n.boolean(row.get("in_stock"), "in_stock", default=True),
         warranty_months=n.integer(row.get("warranty_months"), "warranty_months", default=0),
         description=n.text(row.get("description")),
@@ -78,7 +112,7 @@ def product(row: Row) -> Product:
     )
 
 
-def order(row: Row) -> Order:
+def order(row: Row, default_currency: str = "") -> Order:
     ordered_at = n.required_timestamp(row.get("ordered_at"), "ordered_at")
     shipped_at = n.timestamp(row.get("shipped_at"), "shipped_at", optional=True)
     delivered_at = n.timestamp(row.get("delivered_at"), "delivered_at", optional=True)
@@ -93,16 +127,19 @@ def order(row: Row) -> Order:
         status=n.order_status(row.get("status")),
         shipped_at=shipped_at,
         delivered_at=delivered_at,
-        total=n.money(row.get("total"), "total"),
-        currency=n.currency(row.get("currency")),
+        total=MISSING_NUMBER if _blank(row.get("total")) else n.money(row.get("total"), "total"),
+        currency=currency_or_default(row.get("currency"), default_currency),
     )
 
 
 def order_item(row: Row) -> OrderItem:
+    raw_quantity = row.get("quantity")
     return OrderItem(
         order_id=n.ident(row.get("order_id"), "order_id"),
         product_id=n.ident(row.get("product_id"), "product_id"),
-        quantity=n.integer(row.get("quantity"), "quantity", minimum=1),
+        quantity=MISSING_QUANTITY
+        if _blank(raw_quantity)
+        else n.integer(raw_quantity, "quantity", minimum=1),
         unit_price=n.money(row.get("unit_price"), "unit_price"),
     )
 

@@ -32,10 +32,13 @@ ENTITIES = (
 class Customer(msgspec.Struct, frozen=True):
     customer_id: str
     name: str
-    email: str  # normalized: lower case, stripped
+    email: str  # normalized: lower case, stripped; "" when the export has none
     phone: str  # normalized: E.164-like "+<digits>" or "" when absent
     segment: str  # e.g. "standard", "vip", "b2b"
     created_at: datetime
+    # Retention nudges (follow-ups, replenish, win-back) go only to opted-in customers.
+    marketing_opt_in: bool = True
+    country: str = ""  # as the export writes it ("United Kingdom", "SP"); "" = unknown
 
 
 class Product(msgspec.Struct, frozen=True):
@@ -119,7 +122,7 @@ class Merge(msgspec.Struct, frozen=True):
     entity: str  # customers | products
     kept_id: str
     merged_id: str
-    rule: str  # e.g. "same_email", "same_phone", "same_sku", "same_title_brand"
+    rule: str  # e.g. "same_account", "same_email", "same_phone", "same_sku", "same_title_brand"
 
 
 class EntityCount(msgspec.Struct):
