@@ -89,3 +89,38 @@ def replenish(last: list[float], cadence: list[float], now: float, spread: float
 def top_k(scores: list[float], k: int, excluded: list[bool], min_score: float) -> list[int]:
     keep = [i for i, s in enumerate(scores) if not excluded[i] and s > min_score]
     return sorted(keep, key=lambda i: (-scores[i], i))[:k]
+
+
+def cadence(
+    groups: list[list[tuple[float, float]]],
+    prior: list[float],
+    shrink: float,
+    min_gap: float = 1.0,
+    per_unit: bool = True,
+) -> list[tuple[float, float, int, float]]:
+    """Per group of (day, quantity) purchases: (interval, next gap, observed intervals,
+    day of the last purchase occasion).
+
+    Purchases within `min_gap` of the previous kept one are merged; NaN = no estimate."""
+    out = []
+    for events, p in zip(groups, prior, strict=True):
+        merged: list[list[float]] = []
+        for t, q in events:
+            if merged and t - merged[-1][0] < min_gap:
+                merged[-1][1] += q
+            else:
+                merged.append([t, q])
+        gaps = [(b[0] - a[0]) / (a[1] if per_unit else 1.0)
+                for a, b in zip(merged, merged[1:], strict=False)]
+        n = len(gaps)
+        if n and p > 0:
+            rate = (n * float(np.median(gaps)) + shrink * p) / (n + shrink)
+        elif n:
+            rate = float(np.median(gaps))
+        elif p > 0:
+            rate = p
+        else:
+            rate = math.nan
+        last_t, last_q = (merged[-1][0], merged[-1][1]) if merged else (math.nan, 0.0)
+        out.append((rate, rate * last_q if per_unit else rate, n, last_t))
+    return out
