@@ -56,6 +56,8 @@ def customer(row: Row) -> Customer:
         phone=n.phone(row.get("phone")),
         segment=n.text(row.get("segment")).lower() or "standard",
         created_at=n.required_timestamp(row.get("created_at"), "created_at"),
+        marketing_opt_in=n.boolean(row.get("marketing_opt_in"), "marketing_opt_in",
+                                   default=True),
     )
 
 

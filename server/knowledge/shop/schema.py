@@ -36,6 +36,7 @@ class Customer(msgspec.Struct, frozen=True):
     phone: str  # normalized: E.164-like "+<digits>" or "" when absent
     segment: str  # e.g. "standard", "vip", "b2b"
     created_at: datetime
+    marketing_opt_in: bool = True  # False: no marketing nudges (retention)
 
 
 class Product(msgspec.Struct, frozen=True):
