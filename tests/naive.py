@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -111,7 +112,7 @@ def cadence(
             else:
                 merged.append([t, q])
         gaps = [(b[0] - a[0]) / (a[1] if per_unit else 1.0)
-                for a, b in zip(merged, merged[1:], strict=False)]
+                for a, b in itertools.pairwise(merged)]
         n = len(gaps)
         if n and p > 0:
             rate = (n * float(np.median(gaps)) + shrink * p) / (n + shrink)
