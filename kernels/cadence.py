@@ -8,10 +8,14 @@ start when `per_unit` is set, is one observed interval: two packs last about twi
 long as one.
 
 - `purchase_intervals`: every observed interval, grouped like the input.
-- `cadence_estimates`: per group, the median interval shrunk toward a prior (the
-  product's cadence) with weight `shrink`: (n * median + shrink * prior) / (n + shrink)
-  for n observed intervals; the prior alone when n = 0; NaN when neither exists. The
-  predicted next gap is that times the last purchase's quantity (per unit) or itself.
+- `cadence_estimates`: per group, its prior (the product's cadence) at the owner's
+  (customer's) pace. The pace pools every interval the owner shows with any product
+  that has a prior: with n log-ratios r = log(interval / prior) of median m, the pace
+  is exp(n * m / (n + shrink)) (1 with no history: the prior alone). Pooling over
+  products keeps the estimate steady where one product's own history is two or three
+  noisy gaps. A group without a prior uses its own median interval; with neither it is
+  NaN. The predicted next gap is the interval times the last purchase's quantity (per
+  unit) or the interval itself.
 - `group_medians`: the median of each CSR group of values (NaN when empty).
 """
 
@@ -69,25 +73,41 @@ def _medians(indptr: IntArray, values: FloatArray) -> FloatArray:
 
 @njit(cache=True)
 def _estimates(iv_ptr: IntArray, iv: FloatArray, last_qty: FloatArray, prior: FloatArray,
-               shrink: float, per_unit: bool) -> tuple[FloatArray, FloatArray, IntArray]:
+               owner: IntArray, n_owners: int, shrink: float, per_unit: bool
+               ) -> tuple[FloatArray, FloatArray, IntArray, FloatArray]:
     n_groups = iv_ptr.shape[0] - 1
+    # Pass 1: every owner's log(interval / prior) over all its groups with a prior.
+    counts = np.zeros(n_owners + 1, dtype=np.int64)
+    for g in range(n_groups):
+        if prior[g] > 0.0:
+            counts[owner[g] + 1] += iv_ptr[g + 1] - iv_ptr[g]
+    ptr = np.cumsum(counts)
+    fill = ptr[:-1].copy()
+    ratios = np.empty(max(ptr[-1], 1), dtype=np.float64)
+    for g in range(n_groups):
+        if prior[g] > 0.0:
+            for k in range(iv_ptr[g], iv_ptr[g + 1]):
+                ratios[fill[owner[g]]] = np.log(max(iv[k], 1e-3) / prior[g])
+                fill[owner[g]] += 1
+    factor = np.ones(n_owners, dtype=np.float64)
+    for o in range(n_owners):
+        n = ptr[o + 1] - ptr[o]
+        if n > 0:
+            factor[o] = np.exp(n * np.median(ratios[ptr[o]:ptr[o + 1]]) / (n + shrink))
+    # Pass 2: per group, the prior at the owner's pace, else the group's own median.
     rate = np.full(n_groups, np.nan)
     nxt = np.full(n_groups, np.nan)
     n_obs = np.zeros(n_groups, dtype=np.int64)
     for g in range(n_groups):
         a, b = iv_ptr[g], iv_ptr[g + 1]
-        n = b - a
-        n_obs[g] = n
-        p = prior[g]
-        has_prior = p > 0.0
-        if n > 0:
-            m = np.median(iv[a:b])
-            rate[g] = (n * m + shrink * p) / (n + shrink) if has_prior else m
-        elif has_prior:
-            rate[g] = p
+        n_obs[g] = b - a
+        if prior[g] > 0.0:
+            rate[g] = prior[g] * factor[owner[g]]
+        elif b > a:
+            rate[g] = np.median(iv[a:b])
         if not np.isnan(rate[g]):
             nxt[g] = rate[g] * last_qty[g] if per_unit else rate[g]
-    return rate, nxt, n_obs
+    return rate, nxt, n_obs, factor
 
 
 class Intervals(NamedTuple):
@@ -103,6 +123,7 @@ class Cadence(NamedTuple):
     observed: IntArray  # intervals the group itself contributed
     last_time: FloatArray
     last_quantity: FloatArray
+    pace: FloatArray  # the owner's pace factor per group (1 = the prior's cadence)
 
 
 def _check(indptr: npt.ArrayLike, times: npt.ArrayLike, quantities: npt.ArrayLike | None,
@@ -152,17 +173,25 @@ def group_medians(indptr: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
 
 def cadence_estimates(indptr: npt.ArrayLike, times: npt.ArrayLike,
                       quantities: npt.ArrayLike | None = None,
-                      prior: npt.ArrayLike | None = None, *, shrink: float = 1.0,
-                      min_gap_days: float = 1.0, per_unit: bool = True) -> Cadence:
-    """Per group: the personal cadence shrunk toward `prior` (<= 0 or NaN = no prior)."""
+                      prior: npt.ArrayLike | None = None, owner: npt.ArrayLike | None = None,
+                      *, shrink: float = 1.0, min_gap_days: float = 1.0,
+                      per_unit: bool = True) -> Cadence:
+    """Per group: the prior (<= 0 or NaN = none) at the owner's pace (see the module
+    docstring); `owner` labels groups 0..n-1 (default: each group its own owner)."""
     ptr, t, q = _check(indptr, times, quantities, min_gap_days)
     n_groups = ptr.shape[0] - 1
     p = (np.zeros(n_groups) if prior is None
          else np.nan_to_num(np.ascontiguousarray(prior, dtype=np.float64), nan=0.0))
     if p.shape != (n_groups,):
         raise ValueError("prior must have one value per group")
+    own = (np.arange(n_groups, dtype=np.int64) if owner is None
+           else np.ascontiguousarray(owner, dtype=np.int64))
+    if own.shape != (n_groups,) or (n_groups and own.min() < 0):
+        raise ValueError("owner must hold one label >= 0 per group")
     if not shrink >= 0.0:
         raise ValueError("shrink must be >= 0")
+    n_owners = int(own.max()) + 1 if n_groups else 0
     iv = _intervals(ptr, t, q, float(min_gap_days), bool(per_unit))
-    rate, nxt, n_obs = _estimates(iv[0], iv[1], iv[3], p, float(shrink), bool(per_unit))
-    return Cadence(rate, nxt, n_obs, iv[2], iv[3])
+    rate, nxt, n_obs, factor = _estimates(iv[0], iv[1], iv[3], p, own, n_owners,
+                                          float(shrink), bool(per_unit))
+    return Cadence(rate, nxt, n_obs, iv[2], iv[3], factor[own] if n_groups else factor)

@@ -37,6 +37,6 @@ def warmup() -> float:
     for per_unit in (True, False):
         iv = purchase_intervals(*history, per_unit=per_unit)
         group_medians(iv.indptr, iv.values)
-        cadence_estimates(*history, np.array([25.0, 0.0]), per_unit=per_unit)
+        cadence_estimates(*history, np.array([25.0, 0.0]), np.array([0, 0]), per_unit=per_unit)
     top_k_excluding(np.array([0.5, 0.2, 0.9]), 2, np.zeros(3, dtype=np.bool_))
     return time.perf_counter() - start

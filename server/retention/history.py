@@ -2,9 +2,10 @@
 
 Built once per snapshot (off the event loop): delivered orders, warranties, order
 gaps, and every (customer, consumable) purchase history with its cadence estimate
-from `kernels.cadence`: the customer's own per-unit interval, shrunk toward the
-product's (the median over all its buyers, or the catalogue's `replenish_days` where
-too few buyers re-bought it).
+from `kernels.cadence`: the product's per-unit cadence (the median over all its buyers,
+or the catalogue's `replenish_days` where too few buyers re-bought it) at the
+customer's own pace (pooled over all the consumables they re-bought), times the units
+they bought last.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Consumable:
     last_order_id: str
     interval_days: float  # per unit
     next_gap_days: float  # predicted from the last purchase (its quantity included)
-    own_intervals: int  # 0: the product's cadence alone
+    pace: float  # the customer's pace against the products' cadences (1 = usual)
+    paced: bool  # False: no re-buy history of this customer, the product's cadence alone
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,12 @@ class RetentionIndex:
         groups = purchase_groups(snapshot)
         prior_by_product = product_cadence(snapshot)
         prior = np.array([prior_by_product[pid] for _, pid in groups.keys], dtype=np.float64)
-        est = cadence_estimates(groups.indptr, groups.times, groups.quantities, prior,
+        owners: dict[str, int] = {}
+        owner = np.array([owners.setdefault(cid, len(owners)) for cid, _ in groups.keys],
+                         dtype=np.int64)
+        est = cadence_estimates(groups.indptr, groups.times, groups.quantities, prior, owner,
                                 shrink=shrink)
+        history = np.bincount(owner, weights=est.observed, minlength=len(owners))
         out: dict[str, list[Consumable]] = defaultdict(list)
         for g, (cid, pid) in enumerate(groups.keys):
             if np.isnan(est.next_gap[g]):
@@ -165,7 +171,7 @@ class RetentionIndex:
             last_order = groups.order_ids[int(groups.indptr[g + 1]) - 1]
             out[cid].append(Consumable(pid, float(est.last_time[g]), last_order,
                                        float(est.interval[g]), float(est.next_gap[g]),
-                                       int(est.observed[g])))
+                                       float(est.pace[g]), bool(history[owner[g]] > 0)))
         return out
 
     def has_customer(self, customer_id: str) -> bool:

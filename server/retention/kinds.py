@@ -4,8 +4,9 @@ Each kind proposes at most what is due with `due_at` in [start, end), and drops 
 lapsed (due more than the policy's stale days before `now`):
 
 - follow_up: `follow_up_days` after each delivery;
-- replenish: a consumable's last purchase plus its predicted gap (the customer's own
-  cadence, else the product's); score from `kernels.replenish` (1 = exactly due);
+- replenish: a consumable's last purchase plus its predicted gap (the product's
+  cadence at the customer's own pace, from their re-buys; the product's alone for a
+  first purchase); score from `kernels.replenish` (1 = exactly due);
 - warranty_expiry: `warranty_lead_days` before a warranty ends (none with a claim open);
 - win_back: silent for `win_back_factor` x the customer's usual gap between orders (at
   least `win_back_min_days`; `win_back_single_order_days` after a first and only order);
@@ -100,8 +101,8 @@ def replenishments(h: CustomerHistory, w: Window, f: ActionFactory
         due = from_days(c.last_day + c.next_gap_days)
         if not _in(w, due, f.policy.stale_days):
             continue
-        whose = (f"your own cadence over {c.own_intervals + 1} purchases"
-                 if c.own_intervals else "the product's usual cadence")
+        whose = (f"at your own pace, x{c.pace:.2f} the product's usual cadence"
+                 if c.paced else "the product's usual cadence")
         bought = from_days(c.last_day)
         yield f.make("replenish", h, due, score if due <= w.now else 1.0,
                      f"last bought on {bought:%Y-%m-%d}; re-bought about every "

@@ -37,11 +37,13 @@ def _random_groups(seed: int, n: int = 60) -> tuple[list[list[tuple[float, float
 @pytest.mark.parametrize("shrink", [0.0, 1.5])
 def test_cadence_matches_naive(seed: int, per_unit: bool, shrink: float) -> None:
     groups, prior = _random_groups(seed)
-    got = cadence_estimates(*_flatten(groups), np.array(prior), shrink=shrink,
-                            per_unit=per_unit)
-    want = naive.cadence(groups, prior, shrink, per_unit=per_unit)
-    for g, (rate, nxt, n, last) in enumerate(want):
+    owner = [g // 4 for g in range(len(groups))]  # about four products per customer
+    got = cadence_estimates(*_flatten(groups), np.array(prior), np.array(owner),
+                            shrink=shrink, per_unit=per_unit)
+    want = naive.cadence(groups, prior, owner, shrink, per_unit=per_unit)
+    for g, (rate, nxt, n, last, pace) in enumerate(want):
         assert got.observed[g] == n
+        assert got.pace[g] == pytest.approx(pace, rel=1e-12)
         if math.isnan(rate):
             assert math.isnan(got.interval[g]) and math.isnan(got.next_gap[g])
         else:
@@ -52,19 +54,30 @@ def test_cadence_matches_naive(seed: int, per_unit: bool, shrink: float) -> None
 
 def test_two_packs_last_twice_as_long() -> None:
     # One pack then 30 days, two packs then 60 days: 30 days per unit; two more packs -> 60.
-    est = cadence_estimates([0, 3], [0.0, 30.0, 90.0], [1.0, 2.0, 2.0])
+    est = cadence_estimates([0, 3], [0.0, 30.0, 90.0], [1.0, 2.0, 2.0], [30.0])
     assert est.interval[0] == pytest.approx(30.0)
     assert est.next_gap[0] == pytest.approx(60.0)
     plain = cadence_estimates([0, 3], [0.0, 30.0, 90.0], [1.0, 2.0, 2.0], per_unit=False)
-    assert plain.interval[0] == pytest.approx(45.0)
+    assert plain.interval[0] == pytest.approx(45.0)  # no prior: the own median
 
 
-def test_prior_fills_in_and_shrinks() -> None:
-    est = cadence_estimates([0, 1, 3], [10.0, 0.0, 20.0], None, [30.0, 40.0], shrink=1.0)
-    assert est.interval[0] == pytest.approx(30.0)  # no own interval: the prior alone
-    assert est.interval[1] == pytest.approx((20.0 + 40.0) / 2)  # one interval, one prior
-    none = cadence_estimates([0, 1], [5.0], None, [0.0])
-    assert math.isnan(none.interval[0])
+def test_the_customers_pace_carries_over_to_other_products() -> None:
+    # Customer 0 re-buys product A every 20 days where A's cadence is 40: half the pace.
+    # Its product B (cadence 30, bought once) is then expected after 15 days.
+    est = cadence_estimates([0, 3, 4, 5], [0.0, 20.0, 40.0, 10.0, 10.0], None,
+                            [40.0, 30.0, 30.0], [0, 0, 1], shrink=0.0)
+    assert est.pace[0] == pytest.approx(0.5) and est.pace[1] == pytest.approx(0.5)
+    assert est.interval[1] == pytest.approx(15.0)
+    assert est.interval[2] == pytest.approx(30.0)  # customer 1: no history, the prior
+    # With shrink 2 the two observed ratios count as much as the prior: sqrt(0.5).
+    shrunk = cadence_estimates([0, 3, 4, 5], [0.0, 20.0, 40.0, 10.0, 10.0], None,
+                               [40.0, 30.0, 30.0], [0, 0, 1], shrink=2.0)
+    assert shrunk.interval[1] == pytest.approx(30.0 * math.sqrt(0.5))
+
+
+def test_without_a_prior_the_own_median_or_nothing() -> None:
+    est = cadence_estimates([0, 1, 3], [10.0, 0.0, 20.0], None, [0.0, 0.0])
+    assert math.isnan(est.interval[0]) and est.interval[1] == pytest.approx(20.0)
 
 
 def test_intervals_and_medians() -> None:
@@ -91,3 +104,8 @@ def test_bad_inputs_are_rejected(args) -> None:
 def test_descending_across_groups_is_fine() -> None:
     est = cadence_estimates([0, 2, 4], [50.0, 60.0, 1.0, 3.0])
     assert est.interval.tolist() == [10.0, 2.0]
+
+
+def test_bad_owner_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        cadence_estimates([0, 1, 2], [1.0, 2.0], None, [5.0, 5.0], [0, -1])

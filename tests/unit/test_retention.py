@@ -90,10 +90,11 @@ def test_replenish_follows_the_customers_own_cadence() -> None:
     assert len(acts) == 1
     a = acts[0]
     # The product's cadence is the median over all buyers' intervals (20, 20, 20, 40, 40,
-    # 40): 30. Three own intervals of 20 shrunk toward it with weight 1: 22.5 days.
-    assert a.due_at == _t(-40 + 22.5)
+    # 40): 30. Three own intervals at 2/3 of it, shrunk with weight 1: pace (2/3)^(3/4).
+    pace = (2 / 3) ** 0.75
+    assert abs((a.due_at - _t(-40 + 30 * pace)).total_seconds()) < 1
     assert a.product_id == "p-coffee" and a.channel == "push" and a.order_id == "O00004"
-    assert "own cadence over 4 purchases" in a.reason and "22 days" in a.message
+    assert f"at your own pace, x{pace:.2f}" in a.reason and "22 days" in a.message
     assert 0.0 < a.score <= 1.0
 
 
