@@ -1,6 +1,8 @@
 """The five retention kinds: from one customer's history to the actions due in a window.
 
-Each kind proposes at most what is due with `due_at` in [start, end), and drops what
+Each kind proposes what is due with `due_at` in [start, end), from events that had
+happened by `now` (an earlier `now` judges the snapshot's history as of then; the
+cadence and order-gap estimates still come from the whole snapshot), and drops what
 lapsed (due more than the policy's stale days before `now`):
 
 - follow_up: `follow_up_days` after each delivery;
@@ -50,11 +52,7 @@ def _freshness(due: datetime, now: datetime, stale_days: int) -> float:
 
 
 def _in(window: Window, due: datetime, stale_days: int) -> bool:
-    return window.start <= due < window.end and now_minus(window.now, stale_days) <= due
-
-
-def now_minus(now: datetime, days: float) -> datetime:
-    return now - timedelta(days=days)
+    return window.start <= due < window.end and window.now - timedelta(days=stale_days) <= due
 
 
 class ActionFactory:
@@ -82,6 +80,8 @@ def follow_ups(h: CustomerHistory, w: Window, f: ActionFactory) -> Iterable[Rete
     days = f.policy.follow_up_days
     for o in h.delivered:
         assert o.delivered_at is not None
+        if o.delivered_at > w.now:  # not delivered yet as of `now`
+            continue
         due = o.delivered_at + timedelta(days=days)
         if _in(w, due, f.policy.stale_days):
             yield f.make("follow_up", h, due, _freshness(due, w.now, f.policy.stale_days),
@@ -97,14 +97,15 @@ def replenishments(h: CustomerHistory, w: Window, f: ActionFactory
     last = np.array([c.last_day for c in h.consumables])
     gap = np.array([c.next_gap_days for c in h.consumables])
     scores = replenishment_scores(last, gap, to_days(w.now))
+    today = to_days(w.now)
     for c, score in zip(h.consumables, scores.tolist(), strict=True):
         due = from_days(c.last_day + c.next_gap_days)
-        if not _in(w, due, f.policy.stale_days):
+        if c.last_day > today or not _in(w, due, f.policy.stale_days):
             continue
         whose = (f"at your own pace, x{c.pace:.2f} the product's usual cadence"
                  if c.paced else "the product's usual cadence")
         bought = from_days(c.last_day)
-        yield f.make("replenish", h, due, score if due <= w.now else 1.0,
+        yield f.make("replenish", h, due, score,
                      f"last bought on {bought:%Y-%m-%d}; re-bought about every "
                      f"{round(c.next_gap_days)} days ({whose})", product_id=c.product_id,
                      order_id=c.last_order_id, date=f"{bought:%Y-%m-%d}",
@@ -115,7 +116,7 @@ def warranty_expiries(h: CustomerHistory, w: Window, f: ActionFactory
                       ) -> Iterable[RetentionAction]:
     lead = f.policy.warranty_lead_days
     for wy in h.warranties:
-        if wy.claim_status == "open" or wy.expires_at <= w.now:
+        if wy.claim_status == "open" or wy.expires_at <= w.now or wy.starts_at > w.now:
             continue
         due = wy.expires_at - timedelta(days=lead)
         if _in(w, due, lead):  # stale once the warranty has ended
@@ -129,10 +130,11 @@ def warranty_expiries(h: CustomerHistory, w: Window, f: ActionFactory
 
 
 def win_backs(h: CustomerHistory, w: Window, f: ActionFactory) -> Iterable[RetentionAction]:
-    if not h.orders:
+    placed = [o for o in h.orders if o.ordered_at <= w.now]
+    if not placed:
         return
     p = f.policy
-    last = h.orders[-1]
+    last = placed[-1]
     if math.isnan(h.order_gap_days):
         silent = float(p.win_back_single_order_days)
         usual = "one order so far"
@@ -144,7 +146,7 @@ def win_backs(h: CustomerHistory, w: Window, f: ActionFactory) -> Iterable[Reten
         return
     since = (w.now - last.ordered_at).days
     # Frequent customers are worth more: 2+ orders count fully, one order half.
-    value = 1.0 if len(h.orders) >= 2 else 0.5
+    value = 1.0 if len(placed) >= 2 else 0.5
     yield f.make("win_back", h, due, value * _freshness(due, w.now, p.win_back_stale_days),
                  f"no order since {last.ordered_at:%Y-%m-%d} ({since} days; {usual})",
                  order_id=last.order_id, date=f"{last.ordered_at:%Y-%m-%d}", days=since)
@@ -152,9 +154,11 @@ def win_backs(h: CustomerHistory, w: Window, f: ActionFactory) -> Iterable[Reten
 
 def cross_sells(h: CustomerHistory, w: Window, f: ActionFactory, recommend: CrossSellFn,
                 skip: set[str]) -> Iterable[RetentionAction]:
-    if not h.delivered:
+    delivered = [o for o in h.delivered if o.delivered_at is not None
+                 and o.delivered_at <= w.now]
+    if not delivered:
         return
-    latest = h.delivered[0]
+    latest = delivered[0]
     assert latest.delivered_at is not None
     due = latest.delivered_at + timedelta(days=f.policy.cross_sell_days)
     if not _in(w, due, f.policy.stale_days):

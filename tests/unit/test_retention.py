@@ -70,10 +70,11 @@ def _index(shop: _Shop) -> RetentionIndex:
 
 
 def _actions(index: RetentionIndex, cid: str, policy: RetentionPolicy | None = None,
-             end_days: float = 0.0, recommend=None) -> list[RetentionAction]:
+             end_days: float = 0.0, recommend=None, now_days: float = 0.0
+             ) -> list[RetentionAction]:
     policy = policy or load_policy().retention
     factory = ActionFactory(policy, lambda pid: index.products[pid].title)
-    window = Window(AS_OF, _t(-3650), _t(end_days) if end_days else AS_OF)
+    window = Window(_t(now_days), _t(-3650), _t(end_days or now_days))
     return actions_for(index.customer(cid), window, factory, ALL, recommend)
 
 
@@ -166,6 +167,17 @@ def test_cross_sell_skips_re_buys_and_keeps_the_recommenders_reason() -> None:
     assert calls == [(c, AS_OF)]
     assert len(acts) == 1 and acts[0].product_id == "p-case"
     assert acts[0].reason.startswith("goes with your Phone") and "Case" in acts[0].message
+
+
+def test_an_earlier_now_sees_only_what_had_happened_by_then() -> None:
+    shop = _Shop()
+    c = shop.customer("c1")
+    early = shop.order(c, -30, ("p-mug", 1))  # delivered on day -28
+    shop.order(c, -6, ("p-coffee", 1))  # delivered on day -4: after "now" below
+    seen = _actions(_index(shop), c, now_days=-20, end_days=-20)
+    assert [a.order_id for a in seen if a.kind == "follow_up"] == [early]
+    assert not [a for a in seen if a.kind == "replenish"]  # not bought yet as of day -20
+    assert all(a.due_at < _t(-20) for a in seen)
 
 
 def test_actions_are_sorted_best_first() -> None:
