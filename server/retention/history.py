@@ -119,6 +119,7 @@ class RetentionIndex:
 
     def __init__(self, snapshot: Snapshot, shrink: float = 1.0) -> None:
         self.snapshot_id = snapshot.snapshot_id
+        self.shrink = shrink
         self.as_of = snapshot.as_of or max((o.ordered_at for o in snapshot.orders),
                                            default=datetime.now(UTC))
         self.customer_ids = [c.customer_id for c in snapshot.customers]

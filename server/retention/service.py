@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -89,18 +89,22 @@ class RetentionService:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def shop(self) -> tuple[ShopKnowledge, RetentionIndex]:
-        """The shop in force and its retention index (built on first use per snapshot)."""
+        """The shop in force and its retention index (built once per snapshot and policy
+        shrink weight)."""
         shop = self._knowledge.current
         policy = self._policies.current.policy.retention
-        index = self._index
-        if index is None or index.snapshot_id != shop.snapshot_id:
+
+        def stale(index: RetentionIndex | None) -> bool:
+            return (index is None or index.snapshot_id != shop.snapshot_id
+                    or index.shrink != policy.replenish_shrink)
+
+        if stale(self._index):
             async with self._building:
-                index = self._index
-                if index is None or index.snapshot_id != shop.snapshot_id:
-                    index = await self._run(RetentionIndex, shop.snapshot,
-                                            policy.replenish_shrink)
-                    self._index = index
-        return shop, index
+                if stale(self._index):
+                    self._index = await self._run(RetentionIndex, shop.snapshot,
+                                                  policy.replenish_shrink)
+        assert self._index is not None
+        return shop, self._index
 
     async def _issues(self, policy: RetentionPolicy, customer_id: str = "") -> OpenIssues:
         since = datetime.now(UTC) - timedelta(days=policy.complaint_days)
@@ -132,7 +136,7 @@ class RetentionService:
         return NextBestActions(actions, shop.snapshot_id)
 
     async def scan(self, due_before: str = "", kinds: Sequence[str] = (), limit: int = 0,
-                   report: ScanReport | None = None) -> AsyncIterator[RetentionAction]:
+                   report: ScanReport | None = None) -> AsyncGenerator[RetentionAction, None]:
         """Every sendable action due before `due_before` (default: the shop's now), for
         all customers, in customer order; `limit` 0 = no limit."""
         wanted = parse_kinds(kinds)
