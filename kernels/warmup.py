@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from kernels.cadence import cadence_estimates, group_medians, purchase_intervals
 from kernels.copurchase import copurchase_scores
 from kernels.pagerank import personalized_pagerank, walk_graph
 from kernels.replenish import replenishment_scores
@@ -32,5 +33,10 @@ def warmup() -> float:
         now=4.0,
     )
     replenishment_scores(np.array([0.0, np.nan]), np.array([30.0, 0.0]), 20.0)
+    history = (np.array([0, 2, 3]), np.array([0.0, 30.0, 5.0]), np.array([1.0, 2.0, 1.0]))
+    for per_unit in (True, False):
+        iv = purchase_intervals(*history, per_unit=per_unit)
+        group_medians(iv.indptr, iv.values)
+        cadence_estimates(*history, np.array([25.0, 0.0]), np.array([0, 0]), per_unit=per_unit)
     top_k_excluding(np.array([0.5, 0.2, 0.9]), 2, np.zeros(3, dtype=np.bool_))
     return time.perf_counter() - start

@@ -45,7 +45,9 @@ from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
+from server.records.retention import RetentionLog
 from server.records.store import RecordStore
+from server.retention.service import RetentionService
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class App:
             self.inference, self.knowledge, self.records, self.policies, detector,
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
         )
+        self.retention = RetentionService(self.knowledge, RetentionLog(self.records),
+                                          self.policies, self.executor)
         self.health = HealthServicer()
         self.server = aio.server(
             interceptors=[ErrorInterceptor()],
@@ -88,13 +92,13 @@ class App:
         )
         support_pb2_grpc.add_SupportServicer_to_server(
             SupportServicer(self.inference, self.knowledge, self.respond,
-                            FeedbackService(self.records, detector)),
+                            FeedbackService(self.records, detector), self.retention),
             self.server,
         )
         agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records), self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.records, self.policies, self.registry, self.knowledge,
-                          self.executor),
+                          self.executor, self.retention),
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -166,6 +170,7 @@ class App:
             self.registry.activate(role, model)
             log.info("%s: %s on %s", role, model.model_version, model.providers)
         await self._load_knowledge()
+        await self.retention.shop()  # the retention index of the loaded snapshot
         took = await loop.run_in_executor(self.executor, warm_kernels)
         log.info("kernels compiled in %.2fs", took)
         # Everything loaded so far (the shop, graph, index maps) lives as long as the

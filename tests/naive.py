@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -89,3 +90,46 @@ def replenish(last: list[float], cadence: list[float], now: float, spread: float
 def top_k(scores: list[float], k: int, excluded: list[bool], min_score: float) -> list[int]:
     keep = [i for i, s in enumerate(scores) if not excluded[i] and s > min_score]
     return sorted(keep, key=lambda i: (-scores[i], i))[:k]
+
+
+def cadence(
+    groups: list[list[tuple[float, float]]],
+    prior: list[float],
+    owner: list[int],
+    shrink: float,
+    min_gap: float = 1.0,
+    per_unit: bool = True,
+) -> list[tuple[float, float, int, float, float]]:
+    """Per group of (day, quantity) purchases: (interval, next gap, observed intervals,
+    day of the last purchase occasion, the owner's pace).
+
+    Purchases within `min_gap` of the previous kept one are merged; NaN = no estimate."""
+    merged_groups = []
+    for events in groups:
+        merged: list[list[float]] = []
+        for t, q in events:
+            if merged and t - merged[-1][0] < min_gap:
+                merged[-1][1] += q
+            else:
+                merged.append([t, q])
+        merged_groups.append(merged)
+    gaps = [[(b[0] - a[0]) / (a[1] if per_unit else 1.0) for a, b in itertools.pairwise(m)]
+            for m in merged_groups]
+    logs: dict[int, list[float]] = {}
+    for g, o in enumerate(owner):
+        if prior[g] > 0:
+            logs.setdefault(o, []).extend(math.log(max(v, 1e-3) / prior[g]) for v in gaps[g])
+    pace = {o: math.exp(len(v) * float(np.median(v)) / (len(v) + shrink)) if v else 1.0
+            for o, v in logs.items()}
+    out = []
+    for g, merged in enumerate(merged_groups):
+        if prior[g] > 0:
+            rate = prior[g] * pace.get(owner[g], 1.0)
+        elif gaps[g]:
+            rate = float(np.median(gaps[g]))
+        else:
+            rate = math.nan
+        last_t, last_q = (merged[-1][0], merged[-1][1]) if merged else (math.nan, 0.0)
+        out.append((rate, rate * last_q if per_unit else rate, len(gaps[g]), last_t,
+                    pace.get(owner[g], 1.0)))
+    return out

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 
 from grpc import aio
 
-from aftercare.v1 import admin_pb2, admin_pb2_grpc
+from aftercare.v1 import admin_pb2, admin_pb2_grpc, types_pb2
 from server.api.records_pb import decision_pb
+from server.api.retention_pb import retention_action_pb, scan_trailers
+from server.errors import Unavailable
 from server.inference.registry import ModelRegistry
 from server.knowledge.service import KnowledgeService
 from server.pipeline.policies import PolicyState
 from server.records.store import RecordStore
+from server.retention.service import RetentionService, ScanReport
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     def __init__(self, records: RecordStore, policies: PolicyState, registry: ModelRegistry,
-                 knowledge: KnowledgeService, executor: Executor) -> None:
+                 knowledge: KnowledgeService, executor: Executor,
+                 retention: RetentionService | None = None) -> None:
         self._records = records
+        self._retention = retention
         self._knowledge = knowledge
         self._policies = policies
         self._registry = registry
@@ -64,3 +70,18 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             index_action=shop.index_action,
             seconds=time.perf_counter() - started,
         )
+
+    async def ScanActions(
+        self, request: admin_pb2.ScanActionsRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[types_pb2.RetentionAction]:
+        if self._retention is None:
+            raise Unavailable("retention is not configured on this server")
+        report = ScanReport()
+        actions = self._retention.scan(request.due_before, list(request.kinds), request.limit,
+                                       report)
+        try:
+            async for action in actions:
+                yield retention_action_pb(action)
+            context.set_trailing_metadata(scan_trailers(report))
+        finally:
+            await actions.aclose()  # a cancelled call stops the scan at its next chunk

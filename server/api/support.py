@@ -8,16 +8,21 @@ from grpc import aio
 
 from aftercare.v1 import support_pb2, support_pb2_grpc, types_pb2
 from server.api.knowledge_pb import customer_context_pb, passage_pb, recommendation_pb
+from server.api.retention_pb import next_best_actions_pb
+from server.errors import Unavailable
 from server.inference.service import InferenceService, deadline_from_timeout
 from server.knowledge.service import KnowledgeService
 from server.pipeline.feedback import FeedbackInput, FeedbackService
 from server.pipeline.respond import Delta, RespondInput, RespondPipeline, new_id
+from server.retention.service import RetentionService
 
 
 class SupportServicer(support_pb2_grpc.SupportServicer):
     def __init__(self, inference: InferenceService, knowledge: KnowledgeService,
-                 respond: RespondPipeline, feedback: FeedbackService) -> None:
+                 respond: RespondPipeline, feedback: FeedbackService,
+                 retention: RetentionService | None = None) -> None:
         self._inference = inference
+        self._retention = retention
         self._knowledge = knowledge
         self._respond = respond
         self._feedback = feedback
@@ -116,3 +121,12 @@ class SupportServicer(support_pb2_grpc.SupportServicer):
             converted_order_id=request.converted_order_id, text=request.text,
         ))
         return support_pb2.FeedbackResponse(feedback_id=feedback_id)
+
+    async def NextBestActions(
+        self, request: support_pb2.NextBestActionsRequest, context: aio.ServicerContext
+    ) -> support_pb2.NextBestActionsResponse:
+        if self._retention is None:
+            raise Unavailable("retention is not configured on this server")
+        result = await self._retention.next_best_actions(
+            request.customer_id, request.limit, request.as_of)
+        return next_best_actions_pb(result)

@@ -91,6 +91,45 @@ class CrossSell(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     never_when_handoff: bool = True
 
 
+RETENTION_KINDS = ("follow_up", "replenish", "warranty_expiry", "win_back", "cross_sell")
+
+
+class RetentionPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """When proactive retention nudges fall due, through which channel, and when not."""
+
+    follow_up_days: int = 3  # after delivery
+    cross_sell_days: int = 10  # after delivery
+    warranty_lead_days: int = 30  # before the warranty ends
+    win_back_factor: float = 3.0  # silent for this x the customer's usual gap between orders
+    win_back_min_days: int = 60  # ... and at least this long
+    win_back_single_order_days: int = 120  # one order only: silent this long
+    stale_days: int = 21  # a due action not taken this long after its due date lapses
+    win_back_stale_days: int = 180  # silent this long after win-back fell due: lost
+    replenish_shrink: float = 1.0  # weight of the product's cadence against the customer's
+    lookahead_days: int = 7  # NextBestActions also lists actions due this soon
+    frequency_cap: int = 2  # issued actions per customer and channel ...
+    frequency_cap_days: int = 7  # ... within this many days
+    complaint_intents: list[str] = msgspec.field(default_factory=lambda: [
+        "complaint", "damaged_item", "wrong_item", "missing_package"])
+    complaint_days: int = 30  # a complaint counts as open this long (unless handed off)
+    marketing_kinds: list[str] = msgspec.field(default_factory=lambda: [
+        "replenish", "warranty_expiry", "win_back", "cross_sell"])
+    channels: dict[str, str] = msgspec.field(default_factory=lambda: {
+        "follow_up": "email", "replenish": "push", "warranty_expiry": "email",
+        "win_back": "email", "cross_sell": "push"})
+    weights: dict[str, float] = msgspec.field(default_factory=lambda: {
+        "follow_up": 0.6, "replenish": 1.0, "warranty_expiry": 0.8, "win_back": 0.7,
+        "cross_sell": 0.5})
+    # Templates: {title} (product), {order}, {date} (the fact's date, YYYY-MM-DD), {days}.
+    messages: dict[str, str] = msgspec.field(default_factory=lambda: {
+        "follow_up": "How is everything with order {order}, delivered on {date}? Tell us "
+                     "if anything is amiss.",
+        "replenish": "Running low on {title}? You usually re-order about every {days} days.",
+        "warranty_expiry": "The warranty on your {title} ends on {date}.",
+        "win_back": "It has been {days} days since your last order: here is what is new.",
+        "cross_sell": "Goes well with what you bought: {title}."})
+
+
 class Policy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     version: str
     escalation: Escalation
@@ -99,6 +138,7 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     handoff: dict[str, dict[str, str]]
     name: str = ""
     cross_sell: CrossSell = CrossSell()
+    retention: RetentionPolicy = RetentionPolicy()
     # Set by load_policy from the file bytes; a file that sets it is rejected.
     content_hash: str = ""
 
@@ -187,5 +227,35 @@ def _validate(policy: Policy, source: str) -> None:
         problems.append("output.banned_phrases/competitors must not hold empty strings")
     if "default" not in policy.handoff or "default" not in policy.handoff["default"]:
         problems.append("handoff.default.default is required")
+    problems += _retention_problems(policy.retention)
     if problems:
         raise DataError(f"policy {source}: " + "; ".join(problems))
+
+
+def _retention_problems(r: RetentionPolicy) -> list[str]:
+    problems = []
+    days = ("follow_up_days", "cross_sell_days", "warranty_lead_days", "win_back_min_days",
+            "win_back_single_order_days", "stale_days", "win_back_stale_days",
+            "lookahead_days", "frequency_cap_days", "complaint_days")
+    problems += [f"retention.{d} must be >= 0" for d in days if getattr(r, d) < 0]
+    if r.win_back_factor <= 0 or r.replenish_shrink < 0 or r.frequency_cap < 1:
+        problems.append("retention: win_back_factor > 0, replenish_shrink >= 0 and "
+                        "frequency_cap >= 1 are required")
+    for name in ("channels", "weights", "messages"):
+        table: dict[str, object] = getattr(r, name)
+        unknown = sorted(set(table) - set(RETENTION_KINDS))
+        missing = sorted(set(RETENTION_KINDS) - set(table))
+        if unknown or missing:
+            problems.append(f"retention.{name}: unknown kinds {unknown}, missing {missing}")
+    unknown = sorted(set(r.marketing_kinds) - set(RETENTION_KINDS))
+    if unknown:
+        problems.append(f"retention.marketing_kinds: unknown kinds {unknown}")
+    if any(not 0.0 <= w <= 1.0 for w in r.weights.values()):
+        problems.append("retention.weights must be in [0, 1]")
+    for kind, text in r.messages.items():
+        try:
+            text.format(title="", order="", date="", days=0)
+        except (KeyError, IndexError, ValueError):
+            problems.append(
+                f"retention.messages.{kind}: only {{title}}, {{order}}, {{date}}, {{days}}")
+    return problems

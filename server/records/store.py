@@ -315,3 +315,9 @@ class RecordStore:
         """Wait until every record queued so far is committed (agent ops read the DB)."""
         if self._queue is not None and self._writer is not None and not self._writer.done():
             await self._queue.join()
+
+    # -- for record modules of other areas (e.g. records/retention.py) ----------------------
+    async def run_in_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the database thread (after queued records commit)."""
+        await self.flush_pending()
+        return await self._run(lambda: fn(self._c()))

@@ -59,9 +59,11 @@ def resolve_customers(
             # Fill what the kept record lacks, so a phone seen only on the duplicate
             # still finds the customer.
             if (not k.phone and c.phone) or (not k.name and c.name):
-                kept[target] = msgspec.structs.replace(
+                kept[target] = k = msgspec.structs.replace(
                     k, phone=k.phone or c.phone, name=k.name or c.name
                 )
+            if k.marketing_opt_in and not c.marketing_opt_in:  # an opt-out on any copy wins
+                kept[target] = msgspec.structs.replace(k, marketing_opt_in=False)
         by_id.setdefault(c.customer_id, target)
         if account:
             by_account.setdefault(account, target)

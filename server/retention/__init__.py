@@ -1,0 +1,1 @@
+"""Proactive retention nudges: what to send whom, when, through which channel, and when not."""
