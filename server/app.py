@@ -36,6 +36,7 @@ from server.api.agent import AgentServicer
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
 from server.config import Config
+from server.conversation.flow_sources import configured_flows
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
 from server.inference.encoder import EncoderModel
@@ -71,6 +72,8 @@ class App:
             self.executor, config.retrieval.default_top_k, self._load_shop
         )
         self.records = RecordStore(Path(config.records.path), config.records.queue_size)
+        # Guided flows (docs/flows.md); the Respond pipeline walks them per conversation.
+        self.flows = configured_flows(config.flows, config.data, REPO_ROOT)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(

@@ -13,7 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -123,6 +123,27 @@ class GenerationConfig(_Section):
     top_p: float = 0.9
 
 
+class FlowsConfig(_Section):
+    paths: list[str] = []  # extra flow files (docs/flows.md), loaded after the shipped ones
+    use_shared: bool = True  # the ABCD subflows, when the shared data is present
+    abcd_dir: str = ""  # "" = <data.shared_dir or ../shared/data>/abcd
+
+
+class ChannelConfig(_Section):
+    # assist: answers are drafts for a human agent to review (Final.route = "draft").
+    mode: Literal["auto", "assist"] = "auto"
+
+
+class ChannelsConfig(_Section):
+    chat: ChannelConfig = msgspec.field(default_factory=ChannelConfig)
+    email: ChannelConfig = msgspec.field(default_factory=ChannelConfig)
+    social: ChannelConfig = msgspec.field(default_factory=ChannelConfig)
+
+    def mode(self, channel: str) -> str:
+        cfg = getattr(self, channel, None)
+        return cfg.mode if isinstance(cfg, ChannelConfig) else "auto"
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
@@ -133,6 +154,8 @@ class Config(_Section):
     records: RecordsConfig = msgspec.field(default_factory=RecordsConfig)
     policy: PolicyConfig = msgspec.field(default_factory=PolicyConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
+    flows: FlowsConfig = msgspec.field(default_factory=FlowsConfig)
+    channels: ChannelsConfig = msgspec.field(default_factory=ChannelsConfig)
     executor_threads: int = 4  # CPU work off the event loop (tokenize, ONNX, kernels)
     log_level: str = "INFO"
 
