@@ -46,6 +46,7 @@ from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
+from server.records.drafts import DraftStore
 from server.records.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,13 @@ class App:
         self.records = RecordStore(Path(config.records.path), config.records.queue_size)
         # Guided flows (docs/flows.md); the Respond pipeline walks them per conversation.
         self.flows = configured_flows(config.flows, config.data, REPO_ROOT)
+        self.drafts = DraftStore(self.records)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(
             self.inference, self.knowledge, self.records, self.policies, detector,
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
+            channels=config.channels, drafts=self.drafts,
         )
         self.health = HealthServicer()
         self.server = aio.server(
@@ -94,7 +97,8 @@ class App:
                             FeedbackService(self.records, detector)),
             self.server,
         )
-        agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records), self.server)
+        agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records, self.drafts),
+                                                   self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.records, self.policies, self.registry, self.knowledge,
                           self.executor),
@@ -161,6 +165,7 @@ class App:
     async def start(self) -> None:
         await self._set_serving(False)
         await self.records.start()
+        await self.drafts.start()
         await self.server.start()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
         loop = asyncio.get_running_loop()

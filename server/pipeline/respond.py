@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from server.config import RetrievalConfig
+from server.config import ChannelsConfig, RetrievalConfig
 from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
 from server.generation.composer import GroundedComposer
@@ -30,8 +30,9 @@ from server.governance.routing import RouteDecision, RoutingInput, extract_amoun
 from server.inference.service import InferenceService
 from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import KnowledgeService, ShopKnowledge
-from server.pipeline import grounding
+from server.pipeline import assist, grounding
 from server.pipeline.policies import PolicyState
+from server.records.drafts import DraftStore
 from server.records.store import RecordStore, utcnow
 from server.records.types import (
     DecisionRecord,
@@ -92,7 +93,8 @@ class RespondPipeline:
                  records: RecordStore, policies: PolicyState, detector: PiiDetector,
                  executor: Executor, generator: Generator | None = None,
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
-                 offers: int = 2) -> None:
+                 offers: int = 2, channels: ChannelsConfig | None = None,
+                 drafts: DraftStore | None = None) -> None:
         self._inference = inference
         self._knowledge = knowledge
         self._records = records
@@ -103,6 +105,8 @@ class RespondPipeline:
         self._max_bytes = max_text_bytes
         self._retrieval = retrieval or RetrievalConfig()
         self._offers = offers
+        self._channels = channels or ChannelsConfig()
+        self._drafts = drafts  # assist mode stores its drafts here
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -243,10 +247,13 @@ class RespondPipeline:
             actions, handoff, pending = self._actions(rec, decision, cited, req, view)
             rec.actions = [msgspec.to_builtins(a) for a in actions]
             rec.finished_at = utcnow()
+            rec.route = assist.route_for(decision.route, req.channel, self._channels)
             mark("total", t0)
             await self._records.submit_decision(rec, handoff, pending)
             submitted = True
-            yield Final(decision_id, decision.route, rec.intent, rec.confidence,
+            if rec.route == assist.DRAFT_ROUTE and self._drafts is not None:
+                await self._drafts.submit(assist.draft_of(rec))
+            yield Final(decision_id, rec.route, rec.intent, rec.confidence,
                         _citations(cited), actions, outcome, decision.rules_fired)
         except (asyncio.CancelledError, GeneratorExit):
             rec.outcome = ("deadline_exceeded" if deadline is not None
