@@ -9,6 +9,7 @@ close sessions and stores, stop the executor.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from server.governance.pii import PiiDetector
 from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
+from server.knowledge.retrieval.affinity import learn_from_documents
 from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
@@ -192,11 +194,25 @@ class App:
         data = self.config.data
         if data_dir:
             data = msgspec.structs.replace(data, dir=data_dir)
-        return await load_shop(
+        shop = await load_shop(
             data, self.config.retrieval, self._embed_for_index,
             embedder.model_version, int(embedder.manifest.get("embedding_dim", 384)),
             self.executor, REPO_ROOT,
         )
+        return await self._with_affinity(shop)
+
+    async def _with_affinity(self, shop: ShopKnowledge) -> ShopKnowledge:
+        """Learn which of the shop's documents fit each intent (the classifier in force
+        reads their titles and tags); Respond ranks those up."""
+        cfg = self.config.retrieval
+        if not cfg.intent_affinity:
+            return shop
+        learned = await learn_from_documents(
+            shop.retriever.documents(), self.inference.classify_documents, cfg.respond_kinds,
+            per_intent=cfg.affinity_per_intent, min_weight=cfg.affinity_min_weight)
+        log.info("intent affinity: %d intents over %d documents (%s)",
+                 len(learned.by_intent), learned.documents, learned.classifier_version)
+        return dataclasses.replace(shop, affinity=learned)
 
     async def _load_knowledge(self) -> None:
         shop, _ = await self.knowledge.reload()
