@@ -48,6 +48,7 @@ from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
+from server.records.citations import confirmed_citations
 from server.records.drafts import DraftStore
 from server.records.store import RecordStore
 
@@ -203,15 +204,19 @@ class App:
 
     async def _with_affinity(self, shop: ShopKnowledge) -> ShopKnowledge:
         """Learn which of the shop's documents fit each intent (the classifier in force
-        reads their titles and tags); Respond ranks those up."""
+        reads their titles and tags; answers people confirmed add evidence); Respond
+        ranks those up."""
         cfg = self.config.retrieval
         if not cfg.intent_affinity:
             return shop
+        cited = await confirmed_citations(self.records)
         learned = await learn_from_documents(
             shop.retriever.documents(), self.inference.classify_documents, cfg.respond_kinds,
-            per_intent=cfg.affinity_per_intent, min_weight=cfg.affinity_min_weight)
-        log.info("intent affinity: %d intents over %d documents (%s)",
-                 len(learned.by_intent), learned.documents, learned.classifier_version)
+            per_intent=cfg.affinity_per_intent, min_weight=cfg.affinity_min_weight,
+            citations=cited)
+        log.info("intent affinity: %d intents over %d documents (%s), %d confirmed citations",
+                 len(learned.by_intent), learned.documents, learned.classifier_version,
+                 sum(cited.values()))
         return dataclasses.replace(shop, affinity=learned)
 
     async def _load_knowledge(self) -> None:

@@ -87,15 +87,18 @@ def learn(source_ids: Sequence[str], probabilities: NDArray[np.float32], labels:
 
 async def learn_from_documents(documents: Sequence[Document], classify: ClassifyTexts,
                                kinds: Sequence[str], *, per_intent: int = 3,
-                               min_weight: float = 0.25) -> IntentAffinity:
-    """Classify the title and tags of each document of `kinds`, then `learn`."""
+                               min_weight: float = 0.25,
+                               citations: Mapping[tuple[str, str], int] | None = None,
+                               ) -> IntentAffinity:
+    """Classify the title and tags of each document of `kinds`, then `learn` (with the
+    confirmed past citations, when there are any)."""
     docs = [d for d in documents if d[1] in kinds and d[2].strip()]
     if not docs:
         return IntentAffinity({})
     labels, probs, version = await classify([probe_text(title, tags)
                                              for _, _, title, tags in docs])
     return learn([d[0] for d in docs], probs, labels, per_intent=per_intent,
-                 min_weight=min_weight, classifier_version=version)
+                 min_weight=min_weight, citations=citations, classifier_version=version)
 
 
 Request = tuple[int, dict[str, str], float]  # (top_k, filters, weight of the intent boost)
