@@ -22,7 +22,8 @@ log = logging.getLogger("aftercare")
 
 # (module, function) pairs that add subcommands to a subparsers object. Imported
 # lazily when present, so the CLI still works while an area is missing.
-_BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond")
+_BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond",
+          "bench.affinity")
 _EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),
          ("server.retention_cli", "register_eval"))
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mount(sub, "server.shop_cli")  # ingest, demo
     _mount(sub, "server.ask_cli")  # ask
+    _mount(sub, "server.conversation.flows_cli")  # flows check
 
     evals = sub.add_parser("eval", help="quality evaluations").add_subparsers(
         dest="eval_command", required=True

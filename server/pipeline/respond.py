@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from server.config import RetrievalConfig
+from server.config import ChannelsConfig, RetrievalConfig
 from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
 from server.generation.composer import GroundedComposer
@@ -28,10 +28,12 @@ from server.governance.guard import StreamGuard
 from server.governance.pii import PiiDetector, Redaction
 from server.governance.routing import RouteDecision, RoutingInput, extract_amounts
 from server.inference.service import InferenceService
+from server.knowledge.retrieval import affinity
 from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import KnowledgeService, ShopKnowledge
-from server.pipeline import grounding
+from server.pipeline import assist, grounding
 from server.pipeline.policies import PolicyState
+from server.records.drafts import DraftStore
 from server.records.store import RecordStore, utcnow
 from server.records.types import (
     DecisionRecord,
@@ -92,7 +94,8 @@ class RespondPipeline:
                  records: RecordStore, policies: PolicyState, detector: PiiDetector,
                  executor: Executor, generator: Generator | None = None,
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
-                 offers: int = 2) -> None:
+                 offers: int = 2, channels: ChannelsConfig | None = None,
+                 drafts: DraftStore | None = None) -> None:
         self._inference = inference
         self._knowledge = knowledge
         self._records = records
@@ -103,6 +106,8 @@ class RespondPipeline:
         self._max_bytes = max_text_bytes
         self._retrieval = retrieval or RetrievalConfig()
         self._offers = offers
+        self._channels = channels or ChannelsConfig()
+        self._drafts = drafts  # assist mode stores its drafts here
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -243,10 +248,13 @@ class RespondPipeline:
             actions, handoff, pending = self._actions(rec, decision, cited, req, view)
             rec.actions = [msgspec.to_builtins(a) for a in actions]
             rec.finished_at = utcnow()
+            rec.route = assist.route_for(decision.route, req.channel, self._channels)
             mark("total", t0)
             await self._records.submit_decision(rec, handoff, pending)
             submitted = True
-            yield Final(decision_id, decision.route, rec.intent, rec.confidence,
+            if rec.route == assist.DRAFT_ROUTE and self._drafts is not None:
+                await self._drafts.submit(assist.draft_of(rec))
+            yield Final(decision_id, rec.route, rec.intent, rec.confidence,
                         _citations(cited), actions, outcome, decision.rules_fired)
         except (asyncio.CancelledError, GeneratorExit):
             rec.outcome = ("deadline_exceeded" if deadline is not None
@@ -265,26 +273,18 @@ class RespondPipeline:
     async def _passages_for(self, text: str, vector: Any, intent: str,
                             ) -> list[tuple[float, Passage]]:
         """The best customer-facing passages: one filtered search per allowed kind, plus
-        the articles tagged for this intent (ranked up by `intent_tag_boost`), merged;
+        the documents that fit this intent (retrieval/affinity.py), merged and ranked;
         matches under `respond_min_score` are not quoted."""
         cfg = self._retrieval
         k = cfg.respond_passages
-        filters = [{"kind": kind} for kind in cfg.respond_kinds]
-        tag = cfg.intent_tags.get(intent, "")
-        if tag and "article" in cfg.respond_kinds:
-            filters.append({"kind": "article", "tag": tag})
+        shop = self._knowledge.current
+        searches = affinity.plan(cfg.respond_kinds, k, intent, shop.affinity, cfg.intent_tags)
         if vector is None:  # the classifier's encoder is not the index's: embed the text
             vector = (await self._inference.embed_documents([text])).vectors[0]
-        hits = await self._knowledge.search_filtered(vector, [(k, f) for f in filters])
-        best: dict[str, tuple[float, Passage]] = {}
-        for f, found in zip(filters, hits, strict=True):
-            boost = cfg.intent_tag_boost if "tag" in f else 0.0
-            for p in found:
-                if p.score >= cfg.respond_min_score and (
-                        p.id not in best or best[p.id][0] < p.score + boost):
-                    best[p.id] = (p.score + boost, p)
-        ranked = sorted(best.values(), key=lambda sp: (-sp[0], sp[1].id))
-        return ranked[:k]  # (ranking score, passage with its retrieval score)
+        hits = await self._knowledge.search_filtered(vector, [(n, f) for n, f, _ in searches])
+        return affinity.merge(searches, hits, kinds=cfg.respond_kinds,
+                              boost=cfg.intent_tag_boost, min_score=cfg.respond_min_score,
+                              top_k=k)  # (ranking score, passage with its retrieval score)
 
     async def _route(self, bundle: Any, req: RespondInput, text: str, cls: Any,
                      view: grounding.CustomerView | None,

@@ -1,0 +1,1 @@
+"""Conversations: multi-turn state, reference linking, guided flows."""
