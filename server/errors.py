@@ -74,3 +74,24 @@ class ModelBuildError(AftercareError):
     """A model build failed a validation gate (e.g. int8 cosine below the floor)."""
 
     code_name = "INTERNAL"
+
+
+MAX_PATH_BYTES = 4096
+_QUOTE_CHARS = 60
+
+
+def short(value: object, limit: int = _QUOTE_CHARS) -> str:
+    """`value` for an error message: repr of at most `limit` characters, so a message
+    never echoes a huge input back (clients fail on metadata over their limit)."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def checked_path(raw: str, what: str = "path") -> str:
+    """A caller-given filesystem path, or InvalidInput: NUL bytes and paths longer than
+    the OS allows are refused here, before any open() can raise a bare OSError."""
+    if "\x00" in raw:
+        raise InvalidInput(f"{what} contains a NUL byte")
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidInput(f"{what} is longer than {MAX_PATH_BYTES} bytes")
+    return raw

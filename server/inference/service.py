@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 
 from server.config import ModelsConfig
-from server.errors import AftercareError, InvalidInput
+from server.errors import AftercareError, InvalidInput, short
 from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 
@@ -70,6 +70,8 @@ class InferenceService:
         if top_k < 0:
             raise InvalidInput("top_k must be >= 0")
         async with self.registry.use(CLASSIFIER, model) as clf:
+            if "labels" not in clf.manifest:  # e.g. model="minilm-embedder"
+                raise InvalidInput(f"model {short(clf.model_version)} is not a classifier")
             row = await clf.infer(text, deadline)
             probabilities = row[0]
             labels: list[str] = clf.manifest["labels"]

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from server.errors import Conflict, InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound, short
 from server.records.types import DecisionRecord, Feedback, Handoff, PendingAction
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class RecordStore:
             return pending.decision
         row = await self._run(self._select_one, "decisions", "decision_id", decision_id)
         if row is None:
-            raise NotFound(f"decision {decision_id} not found")
+            raise NotFound(f"decision {short(decision_id)} not found")
         return msgspec.json.decode(row, type=DecisionRecord)
 
     def _select_one(self, table: str, key: str, value: str) -> bytes | None:
@@ -240,15 +240,15 @@ class RecordStore:
         def update() -> Handoff:
             raw = self._select_one("handoffs", "handoff_id", handoff_id)
             if raw is None:
-                raise NotFound(f"handoff {handoff_id} not found")
+                raise NotFound(f"handoff {short(handoff_id)} not found")
             h = msgspec.json.decode(raw, type=Handoff)
             if to_state == "claimed" and h.state != "pending":
-                raise Conflict(f"handoff {handoff_id} is {h.state}, not pending")
+                raise Conflict(f"handoff {short(handoff_id)} is {h.state}, not pending")
             if to_state == "resolved":
                 if h.state != "claimed":
-                    raise Conflict(f"handoff {handoff_id} is {h.state}; claim it first")
+                    raise Conflict(f"handoff {short(handoff_id)} is {h.state}; claim it first")
                 if h.agent_id != agent_id:
-                    raise Conflict(f"handoff {handoff_id} is claimed by another agent")
+                    raise Conflict(f"handoff {short(handoff_id)} is claimed by another agent")
                 if not reply.strip():
                     raise InvalidInput("reply is empty")
             h = msgspec.structs.replace(
@@ -276,10 +276,10 @@ class RecordStore:
         def update() -> PendingAction:
             raw = self._select_one("actions", "action_id", action_id)
             if raw is None:
-                raise NotFound(f"action {action_id} not found")
+                raise NotFound(f"action {short(action_id)} not found")
             a = msgspec.json.decode(raw, type=PendingAction)
             if a.state != "pending":
-                raise Conflict(f"action {action_id} is already {a.state}")
+                raise Conflict(f"action {short(action_id)} is already {a.state}")
             a = msgspec.structs.replace(
                 a, state="approved" if approve else "rejected", agent_id=agent_id, note=note,
                 updated_at=utcnow(),
