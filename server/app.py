@@ -31,10 +31,13 @@ from aftercare.v1 import (
 )
 from kernels import warmup as warm_kernels
 from models.repository import ModelRepository
+from server.access.credentials import Authenticator
 from server.api.admin import AdminServicer
 from server.api.agent import AgentServicer
+from server.api.auth import AuthInterceptor
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
+from server.api.tls import ServerTls
 from server.config import Config
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
@@ -78,8 +81,9 @@ class App:
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
         )
         self.health = HealthServicer()
+        self.tls = ServerTls(config.server.tls)
         self.server = aio.server(
-            interceptors=[ErrorInterceptor()],
+            interceptors=self._interceptors(),
             options=[
                 ("grpc.max_receive_message_length", config.server.max_message_bytes),
                 ("grpc.max_send_message_length", config.server.max_message_bytes),
@@ -104,8 +108,23 @@ class App:
                     "Health"].full_name),
                 self.server,
             )
-        self.port = self.server.add_insecure_port(f"{config.server.host}:{config.server.port}")
+        address = f"{config.server.host}:{config.server.port}"
+        self.port = (self.server.add_secure_port(address, self.tls.credentials())
+                     if self.tls.enabled else self.server.add_insecure_port(address))
         self._stopped = asyncio.Event()
+
+    def _interceptors(self) -> list[aio.ServerInterceptor]:
+        """Outermost first: access control, then the error -> status mapping."""
+        chain: list[aio.ServerInterceptor] = []
+        if self.config.auth.enabled:
+            chain.append(AuthInterceptor(Authenticator(self.config.auth)))
+        chain.append(ErrorInterceptor())
+        return chain
+
+    def reload_tls(self) -> None:
+        """SIGHUP: re-read the TLS files before the next handshake."""
+        if self.tls.enabled:
+            self.tls.request_reload()
 
     def _generator(self) -> Generator | None:
         """None = the grounded composer (built per call under the policy in force)."""

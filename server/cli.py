@@ -44,6 +44,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: loop.create_task(app.stop()))
+        loop.add_signal_handler(signal.SIGHUP, app.reload_tls)
         await app.start()
         print(f"aftercare serving on {config.server.host}:{app.port}", flush=True)
         await app.wait_stopped()
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mount(sub, "server.shop_cli")  # ingest, demo
     _mount(sub, "server.ask_cli")  # ask
+    _mount(sub, "server.keys_cli")  # keys new
 
     evals = sub.add_parser("eval", help="quality evaluations").add_subparsers(
         dest="eval_command", required=True

@@ -37,12 +37,23 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+class TlsConfig(_Section):
+    """TLS on the gRPC port when cert_file and key_file are set; client_ca_file set =
+    mutual TLS (clients must present a certificate signed by that CA). SIGHUP re-reads
+    the files, for certificate rotation without a restart."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""
+
+
 class ServerConfig(_Section):
     host: str = "0.0.0.0"
     port: int = 50051  # 0 = pick a free port (tests)
     grace_s: float = 10.0  # how long in-flight calls may finish on shutdown
     max_message_bytes: int = 4 * 1024 * 1024
     reflection: bool = True
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
 
 class ModelsConfig(_Section):
@@ -123,6 +134,47 @@ class GenerationConfig(_Section):
     top_p: float = 0.9
 
 
+class RateLimitConfig(_Section):
+    rate_per_s: float = 0.0  # 0 = unlimited
+    burst: float = 0.0  # 0 = rate_per_s
+
+
+class ApiKeyConfig(_Section):
+    id: str
+    sha256: str  # hex digest of the key; the key itself is never configured
+    roles: list[str] = []
+    rate_per_s: float = 0.0  # 0 = the roles' limit
+    burst: float = 0.0
+
+
+class MtlsIdentityConfig(_Section):
+    common_name: str
+    roles: list[str] = []
+    rate_per_s: float = 0.0
+    burst: float = 0.0
+
+
+class JwtConfig(_Section):
+    hs256_secret_file: str = ""
+    jwks_file: str = ""  # RS256 / ES256 public keys
+    issuer: str = ""  # "" = not checked
+    audience: str = ""  # "" = not checked
+    leeway_s: float = 30.0  # clock skew allowed on exp / nbf
+    roles_claim: str = "roles"
+
+
+class AuthConfig(_Section):
+    """Off by default for local use. On: every call but health and reflection needs
+    an API key (`x-api-key`), a JWT (`authorization: Bearer`) or a mapped mTLS
+    client certificate; roles decide which services it may call (server/access/roles.py)."""
+
+    enabled: bool = False
+    api_keys: list[ApiKeyConfig] = []
+    jwt: JwtConfig = msgspec.field(default_factory=JwtConfig)
+    mtls: list[MtlsIdentityConfig] = []
+    rate_limits: dict[str, RateLimitConfig] = {}  # per role: client, agent, admin
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
@@ -133,6 +185,7 @@ class Config(_Section):
     records: RecordsConfig = msgspec.field(default_factory=RecordsConfig)
     policy: PolicyConfig = msgspec.field(default_factory=PolicyConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     executor_threads: int = 4  # CPU work off the event loop (tokenize, ONNX, kernels)
     log_level: str = "INFO"
 

@@ -35,9 +35,14 @@ class Conflict(AftercareError):
 
 
 class Overloaded(AftercareError):
-    """A bounded queue is full; the client should back off and retry."""
+    """A bounded queue is full, or a rate limit is spent; the client should back off
+    and retry after `retry_after_ms` (sent as the `retry-after-ms` trailer)."""
 
     code_name = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str = "", retry_after_ms: int = 100) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
 
 
 class Unavailable(AftercareError):

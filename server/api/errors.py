@@ -65,7 +65,8 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 async def _abort(context: aio.ServicerContext, exc: BaseException) -> None:
     code, message = status_of(exc)
     if code in _RETRY_CODES:
-        context.set_trailing_metadata((("retry-after-ms", "100"),))
+        retry = getattr(exc, "retry_after_ms", 100)
+        context.set_trailing_metadata((("retry-after-ms", str(retry)),))
     await context.abort(code, message)
 
 
