@@ -73,7 +73,8 @@ class App:
         self.knowledge = KnowledgeService(
             self.executor, config.retrieval.default_top_k, self._load_shop
         )
-        self.records = RecordStore(Path(config.records.path), config.records.queue_size)
+        self.records = RecordStore(Path(config.records.path), config.records.queue_size,
+                                   config.records.synchronous)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(

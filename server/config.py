@@ -120,6 +120,9 @@ class RetrievalConfig(_Section):
 class RecordsConfig(_Section):
     path: str = "var/aftercare.sqlite"
     queue_size: int = 10_000
+    # NORMAL: what a caller was told survives the process being killed; FULL: also
+    # power loss (an fsync per group commit).
+    synchronous: str = "NORMAL"
 
 
 class PolicyConfig(_Section):

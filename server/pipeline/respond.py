@@ -244,8 +244,10 @@ class RespondPipeline:
             rec.actions = [msgspec.to_builtins(a) for a in actions]
             rec.finished_at = utcnow()
             mark("total", t0)
-            await self._records.submit_decision(rec, handoff, pending)
+            # Durable before the client hears "done": the Final event names a decision
+            # that GetDecision will return, even if the process dies right after.
             submitted = True
+            await self._records.commit_decision(rec, handoff, pending)
             yield Final(decision_id, decision.route, rec.intent, rec.confidence,
                         _citations(cited), actions, outcome, decision.rules_fired)
         except (asyncio.CancelledError, GeneratorExit):
