@@ -197,7 +197,7 @@ class App:
         log.info("aftercare serving on port %d", self.port)
 
     async def _embed_for_index(self, texts: list[str]) -> np.ndarray:
-        return (await self.inference.embed_documents(texts)).vectors
+        return (await self.inference.embed_documents(texts, bulk=True)).vectors
 
     async def _load_shop(self, data_dir: str = "") -> ShopKnowledge:
         embedder = self.registry.get(EMBEDDER)

@@ -82,6 +82,10 @@ class BatcherConfig(_Section):
     max_batch_size: int = 32
     max_queue_delay_ms: float = 2.0
     max_queue_size: int = 2048
+    # Admission by time: refuse at once (RESOURCE_EXHAUSTED + retry-after-ms) when the
+    # expected queue wait, queue depth over the measured service rate, exceeds this or
+    # the caller's deadline. 0 = only the queue length bounds admission.
+    max_queue_time_ms: float = 100.0
     # Release a partial batch at once when no batch is running: waiting only pays
     # off while the model is busy, and it costs latency at low load.
     idle_dispatch: bool = True

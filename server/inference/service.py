@@ -107,12 +107,14 @@ class InferenceService:
         return await self.embed_documents(texts, model, deadline)
 
     async def embed_documents(
-        self, texts: Sequence[str], model: str = "", deadline: float | None = None
+        self, texts: Sequence[str], model: str = "", deadline: float | None = None,
+        bulk: bool = False,
     ) -> Embeddings:
-        """Embed server-side text (index chunks): no per-call count or byte limits."""
+        """Embed server-side text (index chunks): no per-call count or byte limits.
+        `bulk` (index builds) queues past the admission time budget."""
         async with self.registry.use(EMBEDDER, model) as emb:
             # Each text is its own batcher item, so a large call shares batches fairly.
-            rows = await asyncio.gather(*(emb.infer(t, deadline) for t in texts))
+            rows = await asyncio.gather(*(emb.infer(t, deadline, bulk) for t in texts))
             vectors = np.stack([r[0] for r in rows]).astype(np.float32, copy=False)
             return Embeddings(vectors=vectors, model_version=emb.model_version)
 
