@@ -80,6 +80,7 @@ class App:
         self.respond = RespondPipeline(
             self.inference, self.knowledge, self.records, self.policies, detector,
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
+            first_chunk_s=config.generation.first_chunk_timeout_s,
         )
         self.health = HealthServicer()
         self.tls = ServerTls(config.server.tls)

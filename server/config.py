@@ -139,6 +139,9 @@ class GenerationConfig(_Section):
     max_new_tokens: int = 160
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 0.9
+    # An LM that has produced nothing after this long (or fails first) is replaced by
+    # the grounded composer for that answer; recorded in the decision's `fallbacks`.
+    first_chunk_timeout_s: float = 2.0
 
 
 class RateLimitConfig(_Section):
