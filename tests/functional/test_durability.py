@@ -77,6 +77,10 @@ use_shared = false
 index_dir = "{index}"
 [records]
 path = "{tmp_path / 'records.sqlite'}"
+[classifier_batcher]
+max_queue_time_ms = 0
+[embedder_batcher]
+max_queue_time_ms = 0
 """)
     yield cfg
 
