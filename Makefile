@@ -12,13 +12,18 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: serve test lint typecheck proto models bench-deps clean
+.PHONY: serve test fuzz lint typecheck proto models bench-deps clean
 
 serve: models
 	$(BIN)/aftercare serve
 
 test: models lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The fuzz suite with many more examples per method than CI runs.
+fuzz: models
+	AFTERCARE_FUZZ_EXAMPLES=300 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/functional/test_fuzz.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -101,7 +101,10 @@ async def served(kind: str, port: int, texts: list[str], seconds: float) -> dict
         await closed_loop(call, 4, 1.0)  # warm the channel and the server
         # The floor: a gRPC round trip that does no work (Python client and server).
         floor = await closed_loop(ping, 1, 2.0)
-        closed = [await closed_loop(call, c, seconds) for c in (1, 8, 32, 64, 128)]
+        # High concurrencies may be shed (RESOURCE_EXHAUSTED, counted in `codes`) when
+        # the expected queue wait passes the admission budget; anything else fails.
+        closed = [await closed_loop(call, c, seconds, allowed=frozenset({"RESOURCE_EXHAUSTED"}))
+                  for c in (1, 8, 32, 64, 128)]
         saturation = max(r.throughput for r in closed)
         half = await open_loop(call, saturation * 0.5, seconds * 1.5)
     return {

@@ -21,13 +21,47 @@ Call = Callable[[int], Awaitable[object]]  # call(i) sends request number i
 class LoadResult(msgspec.Struct):
     mode: str  # closed | open
     level: float  # concurrency (closed) or offered rate/s (open)
-    requests: int
+    requests: int  # completed successfully (the latencies are theirs)
     errors: int
     seconds: float
     throughput: float  # completed requests per second
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    codes: dict[str, int] = {}  # every outcome by status code, OK included
+    unexpected: int = 0  # failures whose code the caller did not allow
+
+
+class UnexpectedFailures(RuntimeError):
+    """Calls failed with codes the benchmark did not allow: its figures would lie."""
+
+
+def _code(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            return str(code().name)
+        except Exception:
+            pass
+    return exc.__class__.__name__
+
+
+class _Outcomes:
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+        self.codes: dict[str, int] = {}
+        self.errors = 0
+        self.unexpected = 0
+
+    def ok(self) -> None:
+        self.codes["OK"] = self.codes.get("OK", 0) + 1
+
+    def failed(self, exc: BaseException) -> None:
+        code = _code(exc)
+        self.codes[code] = self.codes.get(code, 0) + 1
+        self.errors += 1
+        if code not in self.allowed:
+            self.unexpected += 1
 
 
 @contextlib.contextmanager
@@ -43,60 +77,72 @@ def quiet_gc() -> Iterator[None]:
         gc.collect()
 
 
-def _summary(mode: str, level: float, lat: list[float], errors: int, secs: float) -> LoadResult:
+def _summary(mode: str, level: float, lat: list[float], out: _Outcomes, secs: float,
+             strict: bool) -> LoadResult:
     arr = np.asarray(lat or [float("nan")]) * 1000.0
-    return LoadResult(
+    result = LoadResult(
         mode=mode,
         level=level,
         requests=len(lat),
-        errors=errors,
+        errors=out.errors,
         seconds=secs,
         throughput=len(lat) / secs if secs > 0 else 0.0,
         p50_ms=float(np.percentile(arr, 50)),
         p95_ms=float(np.percentile(arr, 95)),
         p99_ms=float(np.percentile(arr, 99)),
+        codes=dict(sorted(out.codes.items())),
+        unexpected=out.unexpected,
     )
+    if strict and out.unexpected:
+        raise UnexpectedFailures(f"{mode} loop at {level:g}: {out.unexpected} calls failed "
+                                 f"unexpectedly; outcomes {result.codes}")
+    return result
 
 
-async def closed_loop(call: Call, concurrency: int, duration_s: float) -> LoadResult:
-    """`concurrency` callers, each sending its next request when the last one returns."""
+async def closed_loop(call: Call, concurrency: int, duration_s: float,
+                      allowed: frozenset[str] = frozenset(), strict: bool = True,
+                      ) -> LoadResult:
+    """`concurrency` callers, each sending its next request when the last one returns.
+    Every outcome is counted by status code; a failure whose code is not in `allowed`
+    fails the run (strict) so that a benchmark never reports figures of broken calls."""
     latencies: list[float] = []
-    errors = 0
+    out = _Outcomes(allowed)
     stop_at = time.perf_counter() + duration_s
     counter = iter(range(10**12))
 
     async def caller() -> None:
-        nonlocal errors
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
             try:
                 await call(next(counter))
-            except Exception:
-                errors += 1
+            except Exception as exc:
+                out.failed(exc)
                 continue
+            out.ok()
             latencies.append(time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     with quiet_gc():
         await asyncio.gather(*(caller() for _ in range(concurrency)))
-    return _summary("closed", concurrency, latencies, errors, time.perf_counter() - t0)
+    return _summary("closed", concurrency, latencies, out, time.perf_counter() - t0, strict)
 
 
-async def open_loop(call: Call, rate: float, duration_s: float, seed: int = 0) -> LoadResult:
+async def open_loop(call: Call, rate: float, duration_s: float, seed: int = 0,
+                    allowed: frozenset[str] = frozenset(), strict: bool = True) -> LoadResult:
     """Requests at Poisson arrivals of `rate`/s regardless of how fast answers come."""
     rng = random.Random(seed)
     latencies: list[float] = []
-    errors = 0
+    out = _Outcomes(allowed)
     tasks: list[asyncio.Task[None]] = []
 
     async def one(i: int) -> None:
-        nonlocal errors
         t0 = time.perf_counter()
         try:
             await call(i)
-        except Exception:
-            errors += 1
+        except Exception as exc:
+            out.failed(exc)
             return
+        out.ok()
         latencies.append(time.perf_counter() - t0)
 
     start = time.perf_counter()
@@ -111,4 +157,4 @@ async def open_loop(call: Call, rate: float, duration_s: float, seed: int = 0) -
             i += 1
             next_at += rng.expovariate(rate)
         await asyncio.gather(*tasks)
-    return _summary("open", rate, latencies, errors, time.perf_counter() - start)
+    return _summary("open", rate, latencies, out, time.perf_counter() - start, strict)

@@ -21,6 +21,24 @@ def running_server(
     env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 300.0
 ) -> Iterator[int]:
     """Yield the port of a server child process; stop it with SIGTERM afterwards."""
+    with server_process(env, args, timeout_s) as (port, _pid):
+        yield port
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process (Linux /proc), in MiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+@contextlib.contextmanager
+def server_process(
+    env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 300.0
+) -> Iterator[tuple[int, int]]:
+    """Yield (port, pid) of a server child process; stop it with SIGTERM afterwards."""
     child_env = dict(os.environ)
     child_env.update(env or {})
     proc = subprocess.Popen(
@@ -52,7 +70,7 @@ def running_server(
                 raise RuntimeError(f"server reports {status}")
         # Keep draining its output so the child never blocks on a full pipe.
         drain = subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:

@@ -32,10 +32,13 @@ from aftercare.v1 import (
 )
 from kernels import warmup as warm_kernels
 from models.repository import ModelRepository
+from server.access.credentials import Authenticator
 from server.api.admin import AdminServicer
 from server.api.agent import AgentServicer
+from server.api.auth import AuthInterceptor
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
+from server.api.tls import ServerTls
 from server.config import Config
 from server.conversation.flow_sources import configured_flows
 from server.generation.base import Generator
@@ -77,7 +80,8 @@ class App:
         self.knowledge = KnowledgeService(
             self.executor, config.retrieval.default_top_k, self._load_shop
         )
-        self.records = RecordStore(Path(config.records.path), config.records.queue_size)
+        self.records = RecordStore(Path(config.records.path), config.records.queue_size,
+                                   config.records.synchronous)
         # Guided flows (docs/flows.md); the Respond pipeline walks them per conversation.
         self.flows = configured_flows(config.flows, config.data, REPO_ROOT)
         self.drafts = DraftStore(self.records)
@@ -87,12 +91,14 @@ class App:
             self.inference, self.knowledge, self.records, self.policies, detector,
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
             channels=config.channels, drafts=self.drafts,
+            first_chunk_s=config.generation.first_chunk_timeout_s,
         )
         self.retention = RetentionService(self.knowledge, RetentionLog(self.records),
                                           self.policies, self.executor)
         self.health = HealthServicer()
+        self.tls = ServerTls(config.server.tls)
         self.server = aio.server(
-            interceptors=[ErrorInterceptor()],
+            interceptors=self._interceptors(),
             options=[
                 ("grpc.max_receive_message_length", config.server.max_message_bytes),
                 ("grpc.max_send_message_length", config.server.max_message_bytes),
@@ -118,8 +124,23 @@ class App:
                     "Health"].full_name),
                 self.server,
             )
-        self.port = self.server.add_insecure_port(f"{config.server.host}:{config.server.port}")
+        address = f"{config.server.host}:{config.server.port}"
+        self.port = (self.server.add_secure_port(address, self.tls.credentials())
+                     if self.tls.enabled else self.server.add_insecure_port(address))
         self._stopped = asyncio.Event()
+
+    def _interceptors(self) -> list[aio.ServerInterceptor]:
+        """Outermost first: access control, then the error -> status mapping."""
+        chain: list[aio.ServerInterceptor] = []
+        if self.config.auth.enabled:
+            chain.append(AuthInterceptor(Authenticator(self.config.auth)))
+        chain.append(ErrorInterceptor())
+        return chain
+
+    def reload_tls(self) -> None:
+        """SIGHUP: re-read the TLS files before the next handshake."""
+        if self.tls.enabled:
+            self.tls.request_reload()
 
     def _generator(self) -> Generator | None:
         """None = the grounded composer (built per call under the policy in force)."""
@@ -193,7 +214,7 @@ class App:
         log.info("aftercare serving on port %d", self.port)
 
     async def _embed_for_index(self, texts: list[str]) -> np.ndarray:
-        return (await self.inference.embed_documents(texts)).vectors
+        return (await self.inference.embed_documents(texts, bulk=True)).vectors
 
     async def _load_shop(self, data_dir: str = "") -> ShopKnowledge:
         embedder = self.registry.get(EMBEDDER)

@@ -23,7 +23,7 @@ log = logging.getLogger("aftercare")
 # (module, function) pairs that add subcommands to a subparsers object. Imported
 # lazily when present, so the CLI still works while an area is missing.
 _BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond",
-          "bench.affinity")
+          "bench.affinity", "bench.burst")
 _EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),
          ("server.retention_cli", "register_eval"))
 
@@ -46,6 +46,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: loop.create_task(app.stop()))
+        loop.add_signal_handler(signal.SIGHUP, app.reload_tls)
         await app.start()
         print(f"aftercare serving on {config.server.host}:{app.port}", flush=True)
         await app.wait_stopped()
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _mount(sub, "server.shop_cli")  # ingest, demo
     _mount(sub, "server.ask_cli")  # ask
     _mount(sub, "server.conversation.flows_cli")  # flows check
+    _mount(sub, "server.keys_cli")  # keys new
 
     evals = sub.add_parser("eval", help="quality evaluations").add_subparsers(
         dest="eval_command", required=True

@@ -26,12 +26,23 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+class TlsConfig(_Section):
+    """TLS on the gRPC port when cert_file and key_file are set; client_ca_file set =
+    mutual TLS (clients must present a certificate signed by that CA). SIGHUP re-reads
+    the files, for certificate rotation without a restart."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""
+
+
 class ServerConfig(_Section):
     host: str = "0.0.0.0"
     port: int = 50051  # 0 = pick a free port (tests)
     grace_s: float = 10.0  # how long in-flight calls may finish on shutdown
     max_message_bytes: int = 4 * 1024 * 1024
     reflection: bool = True
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
 
 class ModelsConfig(_Section):
@@ -60,6 +71,10 @@ class BatcherConfig(_Section):
     max_batch_size: int = 32
     max_queue_delay_ms: float = 2.0
     max_queue_size: int = 2048
+    # Admission by time: refuse at once (RESOURCE_EXHAUSTED + retry-after-ms) when the
+    # expected queue wait, queue depth over the measured service rate, exceeds this or
+    # the caller's deadline. 0 = only the queue length bounds admission.
+    max_queue_time_ms: float = 100.0
     # Release a partial batch at once when no batch is running: waiting only pays
     # off while the model is busy, and it costs latency at low load.
     idle_dispatch: bool = True
@@ -107,6 +122,9 @@ class RetrievalConfig(_Section):
 class RecordsConfig(_Section):
     path: str = "var/aftercare.sqlite"
     queue_size: int = 10_000
+    # NORMAL: what a caller was told survives the process being killed; FULL: also
+    # power loss (an fsync per group commit).
+    synchronous: str = "NORMAL"
 
 
 class PolicyConfig(_Section):
@@ -119,6 +137,50 @@ class GenerationConfig(_Section):
     max_new_tokens: int = 160
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 0.9
+    # An LM that has produced nothing after this long (or fails first) is replaced by
+    # the grounded composer for that answer; recorded in the decision's `fallbacks`.
+    first_chunk_timeout_s: float = 2.0
+
+
+class RateLimitConfig(_Section):
+    rate_per_s: float = 0.0  # 0 = unlimited
+    burst: float = 0.0  # 0 = rate_per_s
+
+
+class ApiKeyConfig(_Section):
+    id: str
+    sha256: str  # hex digest of the key; the key itself is never configured
+    roles: list[str] = []
+    rate_per_s: float = 0.0  # 0 = the roles' limit
+    burst: float = 0.0
+
+
+class MtlsIdentityConfig(_Section):
+    common_name: str
+    roles: list[str] = []
+    rate_per_s: float = 0.0
+    burst: float = 0.0
+
+
+class JwtConfig(_Section):
+    hs256_secret_file: str = ""
+    jwks_file: str = ""  # RS256 / ES256 public keys
+    issuer: str = ""  # "" = not checked
+    audience: str = ""  # "" = not checked
+    leeway_s: float = 30.0  # clock skew allowed on exp / nbf
+    roles_claim: str = "roles"
+
+
+class AuthConfig(_Section):
+    """Off by default for local use. On: every call but health and reflection needs
+    an API key (`x-api-key`), a JWT (`authorization: Bearer`) or a mapped mTLS
+    client certificate; roles decide which services it may call (server/access/roles.py)."""
+
+    enabled: bool = False
+    api_keys: list[ApiKeyConfig] = []
+    jwt: JwtConfig = msgspec.field(default_factory=JwtConfig)
+    mtls: list[MtlsIdentityConfig] = []
+    rate_limits: dict[str, RateLimitConfig] = {}  # per role: client, agent, admin
 
 
 class FlowsConfig(_Section):
@@ -154,6 +216,7 @@ class Config(_Section):
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
     flows: FlowsConfig = msgspec.field(default_factory=FlowsConfig)
     channels: ChannelsConfig = msgspec.field(default_factory=ChannelsConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     executor_threads: int = 4  # CPU work off the event loop (tokenize, ONNX, kernels)
     log_level: str = "INFO"
 

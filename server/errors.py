@@ -35,9 +35,14 @@ class Conflict(AftercareError):
 
 
 class Overloaded(AftercareError):
-    """A bounded queue is full; the client should back off and retry."""
+    """A bounded queue is full, or a rate limit is spent; the client should back off
+    and retry after `retry_after_ms` (sent as the `retry-after-ms` trailer)."""
 
     code_name = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str = "", retry_after_ms: int = 100) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
 
 
 class Unavailable(AftercareError):
@@ -74,3 +79,24 @@ class ModelBuildError(AftercareError):
     """A model build failed a validation gate (e.g. int8 cosine below the floor)."""
 
     code_name = "INTERNAL"
+
+
+MAX_PATH_BYTES = 4096
+_QUOTE_CHARS = 60
+
+
+def short(value: object, limit: int = _QUOTE_CHARS) -> str:
+    """`value` for an error message: repr of at most `limit` characters, so a message
+    never echoes a huge input back (clients fail on metadata over their limit)."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def checked_path(raw: str, what: str = "path") -> str:
+    """A caller-given filesystem path, or InvalidInput: NUL bytes and paths longer than
+    the OS allows are refused here, before any open() can raise a bare OSError."""
+    if "\x00" in raw:
+        raise InvalidInput(f"{what} contains a NUL byte")
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidInput(f"{what} is longer than {MAX_PATH_BYTES} bytes")
+    return raw

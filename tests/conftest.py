@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hypothesis  # noqa: F401  imported while single-threaded, see below
 import pytest
+
+# CPython 3.11.7 can fail ast.parse ("AST constructor recursion depth mismatch") when
+# two threads build ASTs at once; pytest rewrites lazily imported plugin modules with
+# ast.parse, so a late first import of hypothesis while a test server thread compiles
+# code hit it once. Importing it here, before any server starts, avoids the race.
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,4 +48,9 @@ def server_overrides(model_repository: Path, tmp_path_factory: pytest.TempPathFa
                  "use_shared": False},
         "retrieval": {"index_dir": str(base / "index")},
         "records": {"path": str(base / "records.sqlite")},
+        # Admission by expected queue wait depends on this machine's speed at the time;
+        # functional tests that are not about it must not be shed by a busy CI machine.
+        # (tests/unit/test_batcher.py and `aftercare bench burst` cover admission.)
+        "classifier_batcher": {"max_queue_time_ms": 0},
+        "embedder_batcher": {"max_queue_time_ms": 0},
     }

@@ -38,6 +38,30 @@ class _Pending(Generic[In, Out]):
     deadline: float | None  # monotonic seconds
 
 
+class ServiceRate:
+    """Items per second this model gets through, as an exponentially weighted mean over
+    recent batches (all concurrent slots together). Admission control divides the
+    queue depth by it to predict how long a new item would wait."""
+
+    __slots__ = ("_alpha", "_concurrency", "items_per_s")
+
+    def __init__(self, concurrency: int = 1, alpha: float = 0.2) -> None:
+        self._alpha = alpha
+        self._concurrency = concurrency
+        self.items_per_s = 0.0  # 0 = nothing measured yet
+
+    def observe(self, items: int, seconds: float) -> None:
+        if items <= 0 or seconds <= 0:
+            return
+        rate = self._concurrency * items / seconds
+        self.items_per_s = rate if self.items_per_s == 0 else (
+            (1 - self._alpha) * self.items_per_s + self._alpha * rate)
+
+    def expected_wait(self, queued: int) -> float:
+        """Seconds until an item queued behind `queued` others starts (0 = unknown)."""
+        return queued / self.items_per_s if self.items_per_s > 0 else 0.0
+
+
 @dataclass(slots=True)
 class BatcherStats:
     submitted: int = 0
@@ -46,6 +70,7 @@ class BatcherStats:
     dropped_cancelled: int = 0
     dropped_deadline: int = 0
     rejected_overflow: int = 0
+    rejected_wait: int = 0  # refused at once: the expected queue wait would not fit
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
@@ -63,6 +88,7 @@ class Batcher(Generic[In, Out]):
         idle_dispatch: bool = True,
         concurrency: int = 1,
         executor: Executor | None = None,
+        max_queue_time_s: float = 0.0,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or concurrency < 1:
             raise ValueError("max_batch_size, max_queue_size and concurrency must be >= 1")
@@ -81,6 +107,8 @@ class Batcher(Generic[In, Out]):
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._max_queue_time = max(0.0, max_queue_time_s)  # 0 = no time budget
+        self.rate = ServiceRate(concurrency)
         self.stats = BatcherStats()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -105,18 +133,42 @@ class Batcher(Generic[In, Out]):
         return len(self._pending)
 
     # -- submission ------------------------------------------------------------------
-    async def submit(self, item: In, deadline: float | None = None) -> Out:
-        """Queue one item and wait for its result. `deadline` is time.monotonic() based."""
+    async def submit(self, item: In, deadline: float | None = None, admit: bool = True) -> Out:
+        """Queue one item and wait for its result. `deadline` is time.monotonic() based.
+        `admit=False` skips admission by time (the server's own bulk work, which would
+        otherwise refuse itself); the queue bound still holds."""
         if self._closing or self._task is None:
             raise Unavailable(f"model {self.name} is not accepting requests")
         if len(self._pending) >= self._max_queue:
             self.stats.rejected_overflow += 1
             raise Overloaded(f"model {self.name} queue is full ({self._max_queue}); retry later")
+        if admit:
+            self._admit(deadline)
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(item, future, time.monotonic(), deadline))
         self.stats.submitted += 1
         self._wakeup.set()
         return await future
+
+    def _admit(self, deadline: float | None) -> None:
+        """Admission by time, not only by queue length: refuse at once when the expected
+        wait (queue depth over the measured service rate) exceeds the queue-time budget
+        or the caller's deadline, instead of queueing work that will time out or push
+        every admitted request's latency up."""
+        if deadline is not None and deadline <= time.monotonic():
+            self.stats.dropped_deadline += 1
+            raise DeadlineExceeded("the deadline passed before the request was queued")
+        wait = self.rate.expected_wait(len(self._pending))
+        if wait <= 0:
+            return
+        budget = self._max_queue_time or float("inf")
+        if deadline is not None:
+            budget = min(budget, deadline - time.monotonic())
+        if wait > budget:
+            self.stats.rejected_wait += 1
+            retry_ms = max(1, int((wait - (self._max_queue_time or 0.0)) * 1000))
+            raise Overloaded(f"model {self.name} is saturated (expected queue wait "
+                             f"{wait * 1000:.0f} ms); retry later", retry_after_ms=retry_ms)
 
     # -- the loop --------------------------------------------------------------------
     def _ready(self, now: float) -> bool:
@@ -171,8 +223,10 @@ class Batcher(Generic[In, Out]):
         try:
             loop = asyncio.get_running_loop()
             items = [p.item for p in batch]
+            started = time.monotonic()
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, items)
+                self.rate.observe(len(items), time.monotonic() - started)
                 if len(results) != len(batch):
                     raise RuntimeError(
                         f"batch function of {self.name} returned {len(results)} results "

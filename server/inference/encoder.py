@@ -91,6 +91,7 @@ class EncoderModel:
             idle_dispatch=batcher.idle_dispatch,
             concurrency=batcher.concurrency or os.cpu_count() or 1,
             executor=executor,
+            max_queue_time_s=batcher.max_queue_time_ms / 1000.0,
         )
 
     # -- batch function (runs in the executor) -------------------------------------------
@@ -118,8 +119,9 @@ class EncoderModel:
     async def close(self) -> None:
         await self.batcher.close()
 
-    async def infer(self, text: str, deadline: float | None = None) -> Row:
-        return await self.batcher.submit(text, deadline)
+    async def infer(self, text: str, deadline: float | None = None, bulk: bool = False) -> Row:
+        """`bulk`: the server's own work (index builds), queued whatever the wait."""
+        return await self.batcher.submit(text, deadline, admit=not bulk)
 
     def hold(self) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from server.errors import NotFound, Unavailable
+from server.errors import NotFound, Unavailable, short
 from server.inference.encoder import EncoderModel
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class ModelRegistry:
         for model in self._active.values():
             if name in (model.name, model.model_version):
                 return model
-        raise NotFound(f"model {name!r} is not loaded")
+        raise NotFound(f"model {short(name)} is not loaded")
 
     @contextlib.asynccontextmanager
     async def use(self, role: str, name: str = "") -> AsyncIterator[EncoderModel]:

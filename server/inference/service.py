@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 
 from server.config import ModelsConfig
-from server.errors import AftercareError, InvalidInput
+from server.errors import AftercareError, InvalidInput, short
 from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 
@@ -70,6 +70,8 @@ class InferenceService:
         if top_k < 0:
             raise InvalidInput("top_k must be >= 0")
         async with self.registry.use(CLASSIFIER, model) as clf:
+            if "labels" not in clf.manifest:  # e.g. model="minilm-embedder"
+                raise InvalidInput(f"model {short(clf.model_version)} is not a classifier")
             row = await clf.infer(text, deadline)
             probabilities = row[0]
             labels: list[str] = clf.manifest["labels"]
@@ -105,12 +107,14 @@ class InferenceService:
         return await self.embed_documents(texts, model, deadline)
 
     async def embed_documents(
-        self, texts: Sequence[str], model: str = "", deadline: float | None = None
+        self, texts: Sequence[str], model: str = "", deadline: float | None = None,
+        bulk: bool = False,
     ) -> Embeddings:
-        """Embed server-side text (index chunks): no per-call count or byte limits."""
+        """Embed server-side text (index chunks): no per-call count or byte limits.
+        `bulk` (index builds) queues past the admission time budget."""
         async with self.registry.use(EMBEDDER, model) as emb:
             # Each text is its own batcher item, so a large call shares batches fairly.
-            rows = await asyncio.gather(*(emb.infer(t, deadline) for t in texts))
+            rows = await asyncio.gather(*(emb.infer(t, deadline, bulk) for t in texts))
             vectors = np.stack([r[0] for r in rows]).astype(np.float32, copy=False)
             return Embeddings(vectors=vectors, model_version=emb.model_version)
 

@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 
 from server.config import DataConfig, RetrievalConfig
-from server.errors import InvalidInput
+from server.errors import InvalidInput, checked_path, short
 from server.knowledge.graph.facts import (
     CustomerFacts,
     Eligibility,
@@ -163,8 +163,14 @@ class KnowledgeService:
         One reload at a time; requests keep the shop they started with."""
         if self._loader is None:
             raise InvalidInput("this server was built without a shop loader")
+        if data_dir:
+            checked_path(data_dir, "data_dir")
         async with self._reloading:
-            shop = await self._loader(data_dir)
+            try:
+                shop = await self._loader(data_dir)
+            except OSError as exc:  # unreadable (no permission, name too long, not a dir)
+                raise InvalidInput(f"data_dir {short(data_dir)} cannot be read: "
+                                   f"{exc.strerror or exc.__class__.__name__}") from exc
             previous = self._current
             self.activate(shop)
             return shop, previous

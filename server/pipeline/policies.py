@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.errors import InvalidInput, checked_path, short
 from server.governance.guard import OutputChecks
 from server.governance.pii import PiiDetector
 from server.governance.policy import Policy, load_policy
@@ -41,12 +42,16 @@ class PolicyState:
 
     async def reload(self, path: str = "", executor: Executor | None = None) -> tuple[str, str]:
         """Load and compile a policy file off the loop, then swap. Returns (new, old)."""
-        source = path or self._path
+        source = checked_path(path, "policy path") if path else self._path
         loop = asyncio.get_running_loop()
-        bundle = await loop.run_in_executor(
-            executor, lambda: compile_policy(load_policy(Path(source) if source else None),
-                                             self._detector)
-        )
+        try:
+            bundle = await loop.run_in_executor(
+                executor, lambda: compile_policy(load_policy(Path(source) if source else None),
+                                                 self._detector)
+            )
+        except OSError as exc:  # unreadable (a directory, no permission, name too long)
+            raise InvalidInput(f"policy file {short(source)} cannot be read: "
+                               f"{exc.strerror or exc.__class__.__name__}") from exc
         previous = self.current
         self.current = bundle  # the swap: one reference assignment
         if path:

@@ -10,6 +10,7 @@ that is cancelled or runs out of time is recorded too.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from server.config import ChannelsConfig, RetrievalConfig
 from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
 from server.generation.composer import GroundedComposer
+from server.generation.fallback import FallbackGenerator
 from server.governance.guard import StreamGuard
 from server.governance.pii import PiiDetector, Redaction
 from server.governance.routing import RouteDecision, RoutingInput, extract_amounts
@@ -43,6 +45,7 @@ from server.records.types import (
     ViolationRecord,
 )
 
+log = logging.getLogger(__name__)
 CHANNELS = ("chat", "email", "social")
 # gRPC's deadline timer can fire a little before our reading of the same deadline
 # (taken when the handler started): a cancellation this close to it is the deadline.
@@ -95,7 +98,8 @@ class RespondPipeline:
                  executor: Executor, generator: Generator | None = None,
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
                  offers: int = 2, channels: ChannelsConfig | None = None,
-                 drafts: DraftStore | None = None) -> None:
+                 drafts: DraftStore | None = None,
+                 first_chunk_s: float = 2.0) -> None:
         self._inference = inference
         self._knowledge = knowledge
         self._records = records
@@ -108,6 +112,7 @@ class RespondPipeline:
         self._offers = offers
         self._channels = channels or ChannelsConfig()
         self._drafts = drafts  # assist mode stores its drafts here
+        self._first_chunk_s = first_chunk_s
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -178,8 +183,17 @@ class RespondPipeline:
                 offers_aw: Awaitable[list[Any]] = (
                     self._knowledge.recommend(view.customer_id, [], self._offers)
                     if decision.cross_sell_allowed and view is not None else _nothing())
-                found, recs = await asyncio.gather(
-                    self._passages_for(red.text, cls.embedding, cls.intent), offers_aw)
+                gathered: list[Any] = await asyncio.gather(
+                    self._passages_for(red.text, cls.embedding, cls.intent), offers_aw,
+                    return_exceptions=True)
+                got_passages, got_offers = gathered
+                # A failing index or recommender degrades the answer, never fails it.
+                found: list[tuple[float, Passage]] = (
+                    self._degraded(rec, "index_unavailable", got_passages)
+                    if isinstance(got_passages, BaseException) else got_passages)
+                recs: list[Any] = (
+                    self._degraded(rec, "recommender_unavailable", got_offers)
+                    if isinstance(got_offers, BaseException) else got_offers)
                 # The generator sees the pipeline's ranking; the record keeps the
                 # retrieval (cosine) scores.
                 passages = [PassageRef(p.id, p.source_id, p.kind, p.title, p.text, rank)
@@ -195,9 +209,10 @@ class RespondPipeline:
                 facts=grounded.facts, passages=passages, offers=offers,
                 route=decision.route, handoff_message=decision.handoff_message,
             )
-            generator = self.generator or GroundedComposer(
+            composer = GroundedComposer(
                 max_refund_statement=bundle.policy.promises.max_refund_statement)
-            rec.model_versions["generator"] = f"{generator.name}/{generator.version}"
+            generator: Generator = composer if self.generator is None else FallbackGenerator(
+                self.generator, composer, self._first_chunk_s)
             guard = StreamGuard(bundle.policy, view.order_view if view else None, own,
                                 rules=bundle.checks)
             cancel = threading.Event()
@@ -240,6 +255,10 @@ class RespondPipeline:
                 if closer is not None:
                     await closer()
             mark("generate", t)
+            source = getattr(stream, "source", generator)
+            rec.model_versions["generator"] = f"{source.name}/{source.version}"
+            if getattr(stream, "fell_back", ""):
+                rec.fallbacks.append(stream.fell_back)  # type: ignore[attr-defined]
             rec.final_text = "".join(sent)
             rec.outcome = outcome
             # A chunk is cited when the client saw (some of) it: all of them unless the
@@ -250,8 +269,10 @@ class RespondPipeline:
             rec.finished_at = utcnow()
             rec.route = assist.route_for(decision.route, req.channel, self._channels)
             mark("total", t0)
-            await self._records.submit_decision(rec, handoff, pending)
+            # Durable before the client hears "done": the Final event names a decision
+            # that GetDecision will return, even if the process dies right after.
             submitted = True
+            await self._records.commit_decision(rec, handoff, pending)
             if rec.route == assist.DRAFT_ROUTE and self._drafts is not None:
                 await self._drafts.submit(assist.draft_of(rec))
             yield Final(decision_id, rec.route, rec.intent, rec.confidence,
@@ -269,6 +290,15 @@ class RespondPipeline:
                 rec.finished_at = utcnow()
                 lat.setdefault("total", round((time.perf_counter() - t0) * 1000.0, 3))
                 await self._records.submit_decision(rec)
+
+    @staticmethod
+    def _degraded(rec: DecisionRecord, what: str, exc: BaseException) -> list[Any]:
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            raise exc
+        log.error("%s for decision %s: answering without it", what, rec.decision_id,
+                  exc_info=exc)
+        rec.fallbacks.append(what)
+        return []
 
     async def _passages_for(self, text: str, vector: Any, intent: str,
                             ) -> list[tuple[float, Passage]]:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from server.errors import Conflict, InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound, Unavailable, short
 from server.records.types import DecisionRecord, Feedback, Handoff, PendingAction
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,16 @@ class _Write(msgspec.Struct):
     decision: DecisionRecord
     handoff: Handoff | None
     actions: list[PendingAction]
+    committed: asyncio.Future[None] | None = None  # set once its batch is committed
 
 
 class RecordStore:
-    def __init__(self, path: Path, queue_size: int = 10_000) -> None:
+    def __init__(self, path: Path, queue_size: int = 10_000,
+                 synchronous: str = "NORMAL") -> None:
         self.path = path
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise InvalidInput("records.synchronous must be NORMAL or FULL")
+        self._synchronous = synchronous.upper()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aftercare-db")
         self._conn: sqlite3.Connection | None = None
         self._queue: asyncio.Queue[_Write | None] | None = None
@@ -81,7 +86,9 @@ class RecordStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        # WAL + NORMAL: a committed transaction survives the process being killed (the
+        # WAL is in the OS's hands); FULL also fsyncs each commit (power loss).
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.executescript(_SCHEMA)
         self._conn = conn
 
@@ -124,6 +131,24 @@ class RecordStore:
         self._pending[decision.decision_id] = item
         await self._queue.put(item)
 
+    async def commit_decision(
+        self,
+        decision: DecisionRecord,
+        handoff: Handoff | None = None,
+        actions: Sequence[PendingAction] = (),
+    ) -> None:
+        """Like submit_decision, but return only once the record is committed (group
+        commit: it rides in the writer's next transaction with whatever else is queued).
+        A caller told "done" after this can rely on it; a failed write is Unavailable."""
+        if self._queue is None:
+            raise RuntimeError("record store is not started")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        item = _Write(decision, handoff, list(actions), done)
+        self._pending[decision.decision_id] = item
+        await self._queue.put(item)
+        # A cancelled caller does not cancel the write: the record still lands.
+        await asyncio.shield(done)
+
     async def _write_loop(self) -> None:
         assert self._queue is not None
         while True:
@@ -133,14 +158,24 @@ class RecordStore:
                 batch.append(self._queue.get_nowait())
             items = [b for b in batch if b is not None]
             if items:
+                failed: Exception | None = None
                 try:
                     await self._run(self._write_batch, items)
                     self.written += len(items)
-                except Exception:
+                except Exception as exc:
                     log.exception("writing %d decision records failed", len(items))
+                    failed = exc
                 finally:
                     for it in items:
                         self._pending.pop(it.decision.decision_id, None)
+                for it in items:
+                    if it.committed is None or it.committed.done():
+                        continue
+                    if failed is None:
+                        it.committed.set_result(None)
+                    else:
+                        it.committed.set_exception(
+                            Unavailable("the decision record could not be stored"))
             for _ in batch:
                 self._queue.task_done()
             if any(b is None for b in batch):
@@ -181,7 +216,7 @@ class RecordStore:
             return pending.decision
         row = await self._run(self._select_one, "decisions", "decision_id", decision_id)
         if row is None:
-            raise NotFound(f"decision {decision_id} not found")
+            raise NotFound(f"decision {short(decision_id)} not found")
         return msgspec.json.decode(row, type=DecisionRecord)
 
     def _select_one(self, table: str, key: str, value: str) -> bytes | None:
@@ -245,15 +280,15 @@ class RecordStore:
         def update() -> Handoff:
             raw = self._select_one("handoffs", "handoff_id", handoff_id)
             if raw is None:
-                raise NotFound(f"handoff {handoff_id} not found")
+                raise NotFound(f"handoff {short(handoff_id)} not found")
             h = msgspec.json.decode(raw, type=Handoff)
             if to_state == "claimed" and h.state != "pending":
-                raise Conflict(f"handoff {handoff_id} is {h.state}, not pending")
+                raise Conflict(f"handoff {short(handoff_id)} is {h.state}, not pending")
             if to_state == "resolved":
                 if h.state != "claimed":
-                    raise Conflict(f"handoff {handoff_id} is {h.state}; claim it first")
+                    raise Conflict(f"handoff {short(handoff_id)} is {h.state}; claim it first")
                 if h.agent_id != agent_id:
-                    raise Conflict(f"handoff {handoff_id} is claimed by another agent")
+                    raise Conflict(f"handoff {short(handoff_id)} is claimed by another agent")
                 if not reply.strip():
                     raise InvalidInput("reply is empty")
             h = msgspec.structs.replace(
@@ -281,10 +316,10 @@ class RecordStore:
         def update() -> PendingAction:
             raw = self._select_one("actions", "action_id", action_id)
             if raw is None:
-                raise NotFound(f"action {action_id} not found")
+                raise NotFound(f"action {short(action_id)} not found")
             a = msgspec.json.decode(raw, type=PendingAction)
             if a.state != "pending":
-                raise Conflict(f"action {action_id} is already {a.state}")
+                raise Conflict(f"action {short(action_id)} is already {a.state}")
             a = msgspec.structs.replace(
                 a, state="approved" if approve else "rejected", agent_id=agent_id, note=note,
                 updated_at=utcnow(),

@@ -20,8 +20,11 @@ from server.config import load_config
 
 
 class ServerThread:
-    def __init__(self, overrides: Mapping[str, Any]) -> None:
-        self.config = load_config(None, {"server": {"host": "127.0.0.1", "port": 0}, **overrides})
+    def __init__(self, overrides: Mapping[str, Any],
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
+        server = {"host": "127.0.0.1", "port": 0, **overrides.get("server", {})}
+        self.config = load_config(None, {**overrides, "server": server})
+        self.credentials = credentials  # for a TLS server: what the test's clients present
         self.app: App | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -38,12 +41,17 @@ class ServerThread:
         fut.result(timeout)
         assert self.app is not None
         self.port = self.app.port
-        with grpc.insecure_channel(self.address) as ch:
+        with self.channel() as ch:
             status = health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=10
             ).status
         assert status == health_pb2.HealthCheckResponse.SERVING
         return self
+
+    def channel(self) -> grpc.Channel:
+        if self.credentials is not None:
+            return grpc.secure_channel(self.address, self.credentials)
+        return grpc.insecure_channel(self.address)
 
     @property
     def address(self) -> str:

@@ -184,3 +184,54 @@ async def test_close_drains_queued_work_then_refuses() -> None:
     assert [p.result() for p in pending] == [0, 10, 20]
     with pytest.raises(Unavailable):
         await b.submit(1)
+
+
+def test_service_rate_is_a_weighted_mean_over_batches() -> None:
+    from server.inference.batcher import ServiceRate
+
+    r = ServiceRate(concurrency=2, alpha=0.5)
+    assert r.expected_wait(100) == 0.0  # nothing measured: no prediction
+    r.observe(10, 0.01)  # 10 items in 10 ms on one of 2 slots -> 2000/s together
+    assert r.items_per_s == pytest.approx(2000)
+    r.observe(10, 0.02)  # 1000/s
+    assert r.items_per_s == pytest.approx(1500)
+    assert r.expected_wait(150) == pytest.approx(0.1)
+    r.observe(0, 1.0)
+    r.observe(5, 0.0)  # ignored
+    assert r.items_per_s == pytest.approx(1500)
+
+
+async def test_admission_refuses_when_the_expected_wait_exceeds_the_budget() -> None:
+    rec = Recorder()
+    rec.gate.clear()  # hold the first batch so the queue builds up
+    b: Batcher[int, int] = Batcher("t", rec, max_batch_size=1, max_queue_delay_s=0.0,
+                                   max_queue_time_s=0.05)
+    b.rate.items_per_s = 100.0  # as if measured: 10 ms per item
+    b.start()
+    first = asyncio.ensure_future(b.submit(0))
+    await _started(rec)
+    queued = [asyncio.ensure_future(b.submit(i)) for i in range(1, 7)]  # 6 x 10 ms
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded, match="saturated") as err:
+        await b.submit(99)  # behind 6 it would wait 60 ms > 50 ms: refused at once
+    assert err.value.retry_after_ms >= 1
+    assert b.stats.rejected_wait == 1
+    # a caller whose deadline is nearer than the expected wait is refused too
+    b.rate.items_per_s = 1000.0  # 6 queued -> 6 ms
+    with pytest.raises(Overloaded):
+        await b.submit(98, deadline=time.monotonic() + 0.001)
+    with pytest.raises(DeadlineExceeded):  # already past: never queued
+        await b.submit(97, deadline=time.monotonic() - 1)
+    rec.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *queued), 5) == [i * 10 for i in range(7)]
+    assert all(99 not in batch and 98 not in batch for batch in rec.batches)
+    await b.close()
+
+
+async def test_admission_is_off_without_a_budget_or_a_measured_rate() -> None:
+    rec = Recorder()
+    b: Batcher[int, int] = Batcher("t", rec, max_batch_size=4, max_queue_time_s=0.0)
+    b.rate.items_per_s = 1.0  # 1 item/s, but no budget and no deadline: admitted
+    b.start()
+    assert await asyncio.gather(*(b.submit(i) for i in range(6))) == [i * 10 for i in range(6)]
+    await b.close()

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import msgspec
 
-from server.errors import NotFound
+from server.errors import NotFound, short
 from server.knowledge.graph.graph import category_key
 from server.knowledge.shop.schema import (
     Customer,
@@ -214,7 +214,7 @@ class Facts:
         order = self._order(order_id)
         product = self._product(product_id)
         if not any(it.product_id == product_id for it in self._items.get(order_id, [])):
-            raise NotFound(f"product {product_id!r} is not part of order {order_id!r}")
+            raise NotFound(f"product {short(product_id)} is not part of order {short(order_id)}")
         customer = self._customers.get(order.customer_id)
         policy = self.policy_for(product, customer.segment if customer else "")
         pid, pver = (policy.policy_id, policy.version) if policy else ("", "")
@@ -301,19 +301,19 @@ class Facts:
         try:
             return self._customers[customer_id]
         except KeyError:
-            raise NotFound(f"unknown customer {customer_id!r}") from None
+            raise NotFound(f"unknown customer {short(customer_id)}") from None
 
     def _product(self, product_id: str) -> Product:
         try:
             return self._products[product_id]
         except KeyError:
-            raise NotFound(f"unknown product {product_id!r}") from None
+            raise NotFound(f"unknown product {short(product_id)}") from None
 
     def _order(self, order_id: str) -> Order:
         try:
             return self._orders[order_id]
         except KeyError:
-            raise NotFound(f"unknown order {order_id!r}") from None
+            raise NotFound(f"unknown order {short(order_id)}") from None
 
     def _title(self, product_id: str) -> str:
         p = self._products.get(product_id)

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kernels.scoring import reweight_edges
-from server.errors import InvalidInput, NotFound
+from server.errors import InvalidInput, NotFound, short
 from server.knowledge.shop.schema import Snapshot
 
 NODE_TYPES = ("customer", "product", "category", "brand", "order", "article", "policy", "warranty")
@@ -187,7 +187,7 @@ class KnowledgeGraph:
         try:
             return index[node_id]
         except KeyError:
-            raise NotFound(f"unknown {node_type} {node_id!r}") from None
+            raise NotFound(f"unknown {short(node_type)} {short(node_id)}") from None
 
     def has_node(self, node_type: str, node_id: str) -> bool:
         return node_id in self._type_index(node_type)
@@ -211,7 +211,7 @@ class KnowledgeGraph:
         try:
             return self._vid[node_type]
         except KeyError:
-            raise InvalidInput(f"unknown node type {node_type!r}") from None
+            raise InvalidInput(f"unknown node type {short(node_type)}") from None
 
     @property
     def n_edges(self) -> int:

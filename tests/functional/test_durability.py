@@ -1,0 +1,155 @@
+"""Kill test: `kill -9` the server while Respond and Feedback traffic runs. After a
+restart, every decision whose Final event reached a client is returned by GetDecision,
+every acknowledged feedback is stored, and the SQLite file passes integrity_check."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from aftercare.v1 import admin_pb2, admin_pb2_grpc, support_pb2, support_pb2_grpc
+from tests.conftest import ROOT
+
+MESSAGES = ["where is my order?", "I want to return my shoes", "do you ship to Canada?",
+            "my discount code doesn't work", "can I change my delivery address?"]
+
+
+class ServerProcess:
+    """`aftercare serve` in a child process; the port is read from its first line."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log)
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:  # blocks until the server says it is serving
+            m = re.search(rb"aftercare serving on .*:(\d+)", raw)
+            if m:
+                self.port = int(m.group(1))
+                break
+        else:
+            raise AssertionError(f"server exited before serving: see {log}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self._close(30)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self._close(60)
+
+    def _close(self, timeout: float) -> None:
+        self.proc.wait(timeout)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self._log.close()
+
+
+@pytest.fixture()
+def config(tmp_path: Path, server_overrides: dict) -> Iterator[Path]:
+    demo = server_overrides["data"]["demo_dir"]
+    index = server_overrides["retrieval"]["index_dir"]
+    cfg = tmp_path / "aftercare.toml"
+    cfg.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = 0
+grace_s = 1.0
+[models]
+repository = "{server_overrides['models']['repository']}"
+[data]
+demo_dir = "{demo}"
+quarantine_dir = "{tmp_path / 'quarantine'}"
+use_shared = false
+[retrieval]
+index_dir = "{index}"
+[records]
+path = "{tmp_path / 'records.sqlite'}"
+[classifier_batcher]
+max_queue_time_ms = 0
+[embedder_batcher]
+max_queue_time_ms = 0
+""")
+    yield cfg
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_acknowledged_decision(config: Path, tmp_path: Path) -> None:
+    srv = ServerProcess(config, tmp_path / "server.log")
+    finals: list[str] = []
+    feedback_acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    enough = threading.Event()
+
+    def client(worker: int) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = support_pb2_grpc.SupportStub(ch)
+            i = 0
+            while not stop.is_set() and i < 400:  # bounded: the kill comes much sooner
+                i += 1
+                req = support_pb2.RespondRequest(
+                    text=MESSAGES[(worker + i) % len(MESSAGES)],
+                    customer_id=f"C{1 + (worker * 37 + i) % 150:06d}",
+                    conversation_id=f"kill-{worker}-{i}")
+                try:
+                    for ev in stub.Respond(req, timeout=30):
+                        if ev.HasField("final"):
+                            with lock:
+                                finals.append(ev.final.decision_id)
+                                if len(finals) >= 60:
+                                    enough.set()
+                            stub.Feedback(support_pb2.FeedbackRequest(
+                                decision_id=ev.final.decision_id, csat=4), timeout=30)
+                            with lock:
+                                feedback_acked.append(ev.final.decision_id)
+                except grpc.RpcError:
+                    return  # the server is gone
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    assert enough.wait(240), "no traffic got through"
+    srv.kill()  # mid-traffic: calls are in flight on every client
+    stop.set()
+    for t in threads:
+        t.join(60)
+    with lock:
+        acknowledged, fed_back = list(finals), list(feedback_acked)
+    assert len(acknowledged) >= 60
+
+    db = tmp_path / "records.sqlite"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    srv = ServerProcess(config, tmp_path / "server.log")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            admin = admin_pb2_grpc.AdminStub(ch)
+            missing = []
+            for decision_id in acknowledged:
+                try:
+                    rec = admin.GetDecision(admin_pb2.GetDecisionRequest(
+                        decision_id=decision_id), timeout=30)
+                    assert rec.decision_id == decision_id
+                except grpc.RpcError as err:
+                    missing.append((decision_id, err.code()))
+        assert missing == []
+    finally:
+        srv.stop()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = {r[0] for r in conn.execute("SELECT decision_id FROM feedback")}
+    assert set(fed_back) <= stored
