@@ -35,6 +35,7 @@ from server.api.admin import AdminServicer
 from server.api.agent import AgentServicer
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
+from server.concurrency import run_blocking
 from server.config import Config
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
@@ -160,13 +161,12 @@ class App:
         await self.records.start()
         await self.server.start()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
-        loop = asyncio.get_running_loop()
         for role in (CLASSIFIER, EMBEDDER):
-            model = await loop.run_in_executor(self.executor, self._load_encoder, role)
+            model = await run_blocking(self.executor, self._load_encoder, role)
             self.registry.activate(role, model)
             log.info("%s: %s on %s", role, model.model_version, model.providers)
         await self._load_knowledge()
-        took = await loop.run_in_executor(self.executor, warm_kernels)
+        took = await run_blocking(self.executor, warm_kernels)
         log.info("kernels compiled in %.2fs", took)
         # Everything loaded so far (the shop, graph, index maps) lives as long as the
         # process: move it out of the collector's view, so that full collections stay

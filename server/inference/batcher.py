@@ -20,6 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from server.concurrency import run_blocking
 from server.errors import DeadlineExceeded, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
@@ -169,10 +170,9 @@ class Batcher(Generic[In, Out]):
 
     async def _execute(self, batch: list[_Pending[In, Out]]) -> None:
         try:
-            loop = asyncio.get_running_loop()
             items = [p.item for p in batch]
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, items)
+                results = await run_blocking(self._executor, self._run_batch, items)
                 if len(results) != len(batch):
                     raise RuntimeError(
                         f"batch function of {self.name} returned {len(results)} results "

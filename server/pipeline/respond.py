@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from server.concurrency import run_blocking
 from server.config import RetrievalConfig
 from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
@@ -105,7 +106,7 @@ class RespondPipeline:
         self._offers = offers
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await run_blocking(self._executor, fn, *args)
 
     def _redact_for(self, shop: ShopKnowledge, req: RespondInput,
                     ) -> tuple[grounding.CustomerView | None, Redaction]:

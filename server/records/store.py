@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from server.concurrency import run_blocking
 from server.errors import Conflict, InvalidInput, NotFound
 from server.records.types import DecisionRecord, Feedback, Handoff, PendingAction
 
@@ -97,7 +98,7 @@ class RecordStore:
         self._db.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+        return await run_blocking(self._db, fn, *args)
 
     def _c(self) -> sqlite3.Connection:
         if self._conn is None:
