@@ -43,6 +43,7 @@ from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
 from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
+from server.observability.wiring import Observability
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
@@ -72,15 +73,18 @@ class App:
             self.executor, config.retrieval.default_top_k, self._load_shop
         )
         self.records = RecordStore(Path(config.records.path), config.records.queue_size)
+        self.observe = Observability(config, self.registry, self.records, self.knowledge)
+        self.inference.on_classified.append(self.observe.on_classified)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(
             self.inference, self.knowledge, self.records, self.policies, detector,
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
+            observer=self.observe.respond,
         )
         self.health = HealthServicer()
         self.server = aio.server(
-            interceptors=[ErrorInterceptor()],
+            interceptors=[*self.observe.interceptors(), ErrorInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", config.server.max_message_bytes),
                 ("grpc.max_send_message_length", config.server.max_message_bytes),
@@ -95,7 +99,7 @@ class App:
         agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records), self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.records, self.policies, self.registry, self.knowledge,
-                          self.executor),
+                          self.executor, self.observe.reports),
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -152,7 +156,8 @@ class App:
         # The classifier's embedding output comes along for free (one encoder pass):
         # Respond searches with it when the encoder is the embedder's.
         outputs = ["probabilities", "embedding"] if role == CLASSIFIER else ["embedding"]
-        model = EncoderModel(mv, cfg, batcher, self.executor, outputs)
+        model = EncoderModel(mv, cfg, batcher, self.executor, outputs,
+                             self.observe.batch_observer(mv.name, mv.version))
         model.warm_up()
         return model
 
@@ -160,6 +165,7 @@ class App:
         await self._set_serving(False)
         await self.records.start()
         await self.server.start()
+        self.observe.start_http()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
         for role in (CLASSIFIER, EMBEDDER):
             model = await run_blocking(self.executor, self._load_encoder, role)
@@ -202,8 +208,14 @@ class App:
         await self.server.stop(self.config.server.grace_s if grace is None else grace)
         await self.registry.close()
         await self.records.close()
+        self.observe.stop()
         self.executor.shutdown(wait=True)
         log.info("aftercare stopped")
+
+    @property
+    def metrics_port(self) -> int:
+        """The bound metrics/dashboard port; 0 when metrics are off."""
+        return self.observe.http.port if self.observe.http is not None else 0
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

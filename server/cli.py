@@ -34,6 +34,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         overrides["server"]["port"] = args.port
     if args.data:
         overrides["data"]["dir"] = args.data
+    if args.metrics_port is not None:
+        overrides["metrics"] = {"port": args.metrics_port}
     config = load_config(args.config, overrides)
     logging.getLogger().setLevel(config.log_level)
 
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data", help="shop data directory (default: the demo shop)")
+    serve.add_argument("--metrics-port", type=int,
+                       help="/metrics and /dashboard port (default 9464; 0 = off)")
     serve.set_defaults(func=_cmd_serve)
 
     models = sub.add_parser("models", help="build and evaluate models").add_subparsers(
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mount(sub, "server.shop_cli")  # ingest, demo
     _mount(sub, "server.ask_cli")  # ask
+    _mount(sub, "server.kpis_cli")  # kpis
 
     evals = sub.add_parser("eval", help="quality evaluations").add_subparsers(
         dest="eval_command", required=True

@@ -42,4 +42,5 @@ def server_overrides(model_repository: Path, tmp_path_factory: pytest.TempPathFa
                  "use_shared": False},
         "retrieval": {"index_dir": str(base / "index")},
         "records": {"path": str(base / "records.sqlite")},
+        "metrics": {"port": 0},  # off: test servers must not all bind the default port
     }

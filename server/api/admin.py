@@ -8,21 +8,26 @@ from concurrent.futures import Executor
 from grpc import aio
 
 from aftercare.v1 import admin_pb2, admin_pb2_grpc
+from server.api.observe_pb import drift_pb, kpis_pb
 from server.api.records_pb import decision_pb
 from server.inference.registry import ModelRegistry
 from server.knowledge.service import KnowledgeService
+from server.observability.reports import Reports
 from server.pipeline.policies import PolicyState
-from server.records.store import RecordStore
+from server.records.kpis import KpiQuery
+from server.records.store import RecordStore, utcnow
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     def __init__(self, records: RecordStore, policies: PolicyState, registry: ModelRegistry,
-                 knowledge: KnowledgeService, executor: Executor) -> None:
+                 knowledge: KnowledgeService, executor: Executor,
+                 reports: Reports | None = None) -> None:
         self._records = records
         self._knowledge = knowledge
         self._policies = policies
         self._registry = registry
         self._executor = executor
+        self._reports = reports
 
     async def GetDecision(
         self, request: admin_pb2.GetDecisionRequest, context: aio.ServicerContext
@@ -64,3 +69,22 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             index_action=shop.index_action,
             seconds=time.perf_counter() - started,
         )
+
+    def _reports_or_fail(self) -> Reports:
+        if self._reports is None:
+            from server.errors import Unavailable
+
+            raise Unavailable("reports are not configured on this server")
+        return self._reports
+
+    async def GetKpis(
+        self, request: admin_pb2.GetKpisRequest, context: aio.ServicerContext
+    ) -> admin_pb2.Kpis:
+        return kpis_pb(await self._reports_or_fail().kpis(KpiQuery(
+            since=request.since, until=request.until, channel=request.channel,
+            intent=request.intent)))
+
+    async def GetDrift(
+        self, request: admin_pb2.GetDriftRequest, context: aio.ServicerContext
+    ) -> admin_pb2.DriftReport:
+        return drift_pb(self._reports_or_fail().drift(request.model), utcnow())

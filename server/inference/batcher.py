@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from server.concurrency import run_blocking
 from server.errors import DeadlineExceeded, Overloaded, Unavailable
@@ -37,6 +37,7 @@ class _Pending(Generic[In, Out]):
     future: asyncio.Future[Out]
     enqueued: float
     deadline: float | None  # monotonic seconds
+    token: Any = None  # what the observer kept at submit (the caller's trace context)
 
 
 @dataclass(slots=True)
@@ -48,6 +49,20 @@ class BatcherStats:
     dropped_deadline: int = 0
     rejected_overflow: int = 0
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+class BatchObserver(Protocol):
+    """Told about each request and batch (metrics, trace links); must be cheap."""
+
+    def enqueued(self) -> Any:
+        """Called in the caller's context at submit; the result rides with the item."""
+
+    def ran(self, size: int, waits_s: Sequence[float], start: float, end: float,
+            tokens: Sequence[Any]) -> None:
+        """A batch ran from `start` to `end` (perf_counter seconds)."""
+
+    def rejected(self, reason: str, count: int = 1) -> None:
+        """queue_full | deadline | cancelled | unavailable."""
 
 
 class Batcher(Generic[In, Out]):
@@ -64,6 +79,7 @@ class Batcher(Generic[In, Out]):
         idle_dispatch: bool = True,
         concurrency: int = 1,
         executor: Executor | None = None,
+        observer: BatchObserver | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or concurrency < 1:
             raise ValueError("max_batch_size, max_queue_size and concurrency must be >= 1")
@@ -83,6 +99,7 @@ class Batcher(Generic[In, Out]):
         self._inflight: set[asyncio.Task[None]] = set()
         self._closing = False
         self.stats = BatcherStats()
+        self.observer = observer
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -109,12 +126,17 @@ class Batcher(Generic[In, Out]):
     async def submit(self, item: In, deadline: float | None = None) -> Out:
         """Queue one item and wait for its result. `deadline` is time.monotonic() based."""
         if self._closing or self._task is None:
+            if self.observer is not None:
+                self.observer.rejected("unavailable")
             raise Unavailable(f"model {self.name} is not accepting requests")
         if len(self._pending) >= self._max_queue:
             self.stats.rejected_overflow += 1
+            if self.observer is not None:
+                self.observer.rejected("queue_full")
             raise Overloaded(f"model {self.name} queue is full ({self._max_queue}); retry later")
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(item, future, time.monotonic(), deadline))
+        token = self.observer.enqueued() if self.observer is not None else None
+        self._pending.append(_Pending(item, future, time.monotonic(), deadline, token))
         self.stats.submitted += 1
         self._wakeup.set()
         return await future
@@ -160,9 +182,13 @@ class Batcher(Generic[In, Out]):
             p = self._pending.popleft()
             if p.future.done():  # the caller went away (cancelled)
                 self.stats.dropped_cancelled += 1
+                if self.observer is not None:
+                    self.observer.rejected("cancelled")
                 continue
             if p.deadline is not None and now >= p.deadline:
                 self.stats.dropped_deadline += 1
+                if self.observer is not None:
+                    self.observer.rejected("deadline")
                 p.future.set_exception(DeadlineExceeded("deadline passed while queued"))
                 continue
             batch.append(p)
@@ -171,6 +197,8 @@ class Batcher(Generic[In, Out]):
     async def _execute(self, batch: list[_Pending[In, Out]]) -> None:
         try:
             items = [p.item for p in batch]
+            started = time.perf_counter()
+            dispatched = time.monotonic()
             try:
                 results = await run_blocking(self._executor, self._run_batch, items)
                 if len(results) != len(batch):
@@ -187,6 +215,9 @@ class Batcher(Generic[In, Out]):
             self.stats.batches += 1
             self.stats.items += len(batch)
             self.stats.batch_sizes[len(batch)] += 1
+            if self.observer is not None:
+                self.observer.ran(len(batch), [dispatched - p.enqueued for p in batch],
+                                  started, time.perf_counter(), [p.token for p in batch])
             for p, result in zip(batch, results, strict=True):
                 if p.future.done():  # cancelled while running: nobody to tell
                     continue

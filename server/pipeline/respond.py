@@ -31,6 +31,7 @@ from server.governance.routing import RouteDecision, RoutingInput, extract_amoun
 from server.inference.service import InferenceService
 from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import KnowledgeService, ShopKnowledge
+from server.observability.respond import RespondObserver
 from server.pipeline import grounding
 from server.pipeline.policies import PolicyState
 from server.records.store import RecordStore, utcnow
@@ -93,7 +94,7 @@ class RespondPipeline:
                  records: RecordStore, policies: PolicyState, detector: PiiDetector,
                  executor: Executor, generator: Generator | None = None,
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
-                 offers: int = 2) -> None:
+                 offers: int = 2, observer: RespondObserver | None = None) -> None:
         self._inference = inference
         self._knowledge = knowledge
         self._records = records
@@ -104,6 +105,7 @@ class RespondPipeline:
         self._max_bytes = max_text_bytes
         self._retrieval = retrieval or RetrievalConfig()
         self._offers = offers
+        self._observer = observer or RespondObserver()
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await run_blocking(self._executor, fn, *args)
@@ -132,10 +134,12 @@ class RespondPipeline:
         shop = self._knowledge.current
         t0 = time.perf_counter()
         lat: dict[str, float] = {}
+        observer = self._observer
 
         def mark(stage: str, since: float) -> float:
             now = time.perf_counter()
             lat[stage] = round((now - since) * 1000.0, 3)
+            observer.stage(stage, since, now)
             return now
 
         rec = DecisionRecord(
@@ -143,6 +147,7 @@ class RespondPipeline:
             customer_id=req.customer_id, channel=req.channel, started_at=utcnow(),
             policy_version=bundle.version, snapshot_id=shop.snapshot_id,
             index_version=shop.retriever.version, latencies_ms=lat,
+            trace_id=observer.trace_id(),
         )
         submitted = False
         try:
@@ -161,6 +166,7 @@ class RespondPipeline:
             grounded = await self._run(grounding.ground, shop, view, cls.intent, red.text)
             rec.order_refs = grounded.order_refs
             rec.facts = [msgspec.to_builtins(f) for f in grounded.facts]
+            t = mark("facts", t)
             decision = await self._route(bundle, req, red.text, cls, view, grounded)
             rec.route, rec.rules_fired, rec.sentiment = (decision.route, decision.rules_fired,
                                                         decision.sentiment)
@@ -200,13 +206,16 @@ class RespondPipeline:
             stream = generator.stream(g, cancel)
             chunks: list[tuple[int, Chunk]] = []  # (start offset, chunk)
             fed, guarded = 0, 0
+            guard_s = 0.0  # the guard's own share of the stream's time
             sent: list[str] = []
             outcome = "handed_off" if decision.route == "human" else "completed"
             try:
                 async for chunk in stream:
                     chunks.append((fed, chunk))
                     fed += len(chunk.text)
+                    g0 = time.perf_counter()
                     step = guard.feed(chunk.text)
+                    guard_s += time.perf_counter() - g0
                     rec.violations += [ViolationRecord(v.rule, v.action, v.detail)
                                        for v in step.violations]
                     if step.emit:
@@ -235,6 +244,8 @@ class RespondPipeline:
                 closer = getattr(stream, "aclose", None)
                 if closer is not None:
                     await closer()
+            observer.stage("guard", t, time.perf_counter(), busy_s=guard_s)
+            lat["guard"] = round(guard_s * 1000.0, 3)
             mark("generate", t)
             rec.final_text = "".join(sent)
             rec.outcome = outcome
@@ -247,6 +258,7 @@ class RespondPipeline:
             mark("total", t0)
             await self._records.submit_decision(rec, handoff, pending)
             submitted = True
+            observer.decided(rec, handoff.reason if handoff is not None else "")
             yield Final(decision_id, decision.route, rec.intent, rec.confidence,
                         _citations(cited), actions, outcome, decision.rules_fired)
         except (asyncio.CancelledError, GeneratorExit):
@@ -262,6 +274,7 @@ class RespondPipeline:
                 rec.finished_at = utcnow()
                 lat.setdefault("total", round((time.perf_counter() - t0) * 1000.0, 3))
                 await self._records.submit_decision(rec)
+                observer.decided(rec)
 
     async def _passages_for(self, text: str, vector: Any, intent: str,
                             ) -> list[tuple[float, Passage]]:

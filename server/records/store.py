@@ -316,3 +316,14 @@ class RecordStore:
         """Wait until every record queued so far is committed (agent ops read the DB)."""
         if self._queue is not None and self._writer is not None and not self._writer.done():
             await self._queue.join()
+
+    # -- reports ---------------------------------------------------------------------------
+    async def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a reading function (KPIs) on the database thread, after every queued
+        record is committed."""
+        await self.flush_pending()
+        return await self._run(lambda: fn(self._c()))
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0

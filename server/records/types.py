@@ -54,6 +54,7 @@ class DecisionRecord(msgspec.Struct, kw_only=True):
     order_refs: list[str] = []  # order ids this contact was about (repeat-contact rule)
     final_text: str = ""
     outcome: str = ""
+    trace_id: str = ""  # OpenTelemetry trace id of the Respond call ("" = tracing off)
 
 
 class Handoff(msgspec.Struct, kw_only=True):
