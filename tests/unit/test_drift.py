@@ -73,3 +73,19 @@ def test_missing_references_are_unavailable_and_few_samples_never_alert() -> Non
     assert not f["mean_top_probability"].available and not f["centroid_cosine"].available
     assert f["oos_rate"].available and f["oos_rate"].reference == pytest.approx(0.05)
     assert f["intent_psi"].live > 0.25 and not d.alert  # 5 < min_samples
+
+
+def test_build_time_reference_feeds_the_monitor() -> None:
+    from models.drift_reference import drift_reference
+
+    emb = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    ref = drift_reference(emb, np.array([0.9, 0.8, 0.3, 0.7]), threshold=0.5)
+    assert ref["mean_top_probability"] == pytest.approx(0.675)
+    assert ref["oos_rate"] == pytest.approx(0.25)
+    assert ref["embedding_centroid"] == [0.5, 0.5]
+    mon = DriftMonitor(10, DriftThresholds(min_samples=1), evaluate_every=1000)
+    mon.record("clf", 3, manifest(ref), onehot(0, 0.7), False, np.array([0.6, 0.8]))
+    (d,) = mon.report()
+    f = {x.name: x for x in d.figures}
+    assert all(x.available for x in d.figures)
+    assert f["centroid_cosine"].live == pytest.approx((0.3 + 0.4) / (0.5 ** 0.5))
