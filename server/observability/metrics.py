@@ -10,7 +10,7 @@ state (queue depths, loaded models, the shop snapshot) are read at scrape time f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -42,7 +42,6 @@ class LiveSources:
     models: Callable[[], Iterable[LiveModel]] = lambda: ()
     record_queue_depth: Callable[[], int] = lambda: 0
     snapshot: Callable[[], tuple[str, str] | None] = lambda: None  # (snapshot, index)
-    extra: list[Callable[[], Iterable[Metric]]] = field(default_factory=list)
 
 
 class _LiveCollector(Collector):
@@ -69,8 +68,6 @@ class _LiveCollector(Collector):
         if current is not None:
             snap.add_metric(list(current), 1)
         yield snap
-        for fn in self._sources.extra:
-            yield from fn()
 
 
 class Metrics:
