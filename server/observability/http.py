@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from server.errors import AftercareError
+from server.errors import AftercareError, InvalidInput
 from server.observability.metrics import CONTENT_TYPE, Metrics
 from server.observability.traffic import traffic_summary
 
@@ -41,7 +41,11 @@ class ObservabilityHttp:
         self._api = dict(api)
         self._page = dashboard_html()
         handler = self._handler_class()
-        self._httpd = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise InvalidInput(f"cannot serve metrics on {host}:{port}: {exc}; set [metrics] "
+                               "port or --metrics-port (0 = off)") from exc
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         name="aftercare-metrics-http", daemon=True)

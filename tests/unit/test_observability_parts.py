@@ -66,3 +66,21 @@ def test_tracer_provider_exporters() -> None:
         build_tracer_provider("aftercare-test", exporter).shutdown()
     with pytest.raises(InvalidInput, match=r"tracing\.exporter"):
         build_tracer_provider("aftercare-test", "jaeger")
+
+
+def test_a_taken_metrics_port_is_a_clear_startup_error() -> None:
+    import asyncio
+    import socket
+
+    from server.observability.http import ObservabilityHttp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        loop = asyncio.new_event_loop()
+        try:
+            with pytest.raises(InvalidInput, match="--metrics-port"):
+                ObservabilityHttp("127.0.0.1", port, Metrics(), loop, {})
+        finally:
+            loop.close()
