@@ -111,6 +111,7 @@ class App:
             )
         self.port = self.server.add_insecure_port(f"{config.server.host}:{config.server.port}")
         self._stopped = asyncio.Event()
+        self._closed = asyncio.Event()  # stop() finished: records flushed, all closed
 
     def _generator(self) -> Generator | None:
         """None = the grounded composer (built per call under the policy in force)."""
@@ -204,13 +205,16 @@ class App:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        await self._set_serving(False)
-        await self.server.stop(self.config.server.grace_s if grace is None else grace)
-        await self.registry.close()
-        await self.records.close()
-        self.observe.stop()
-        self.executor.shutdown(wait=True)
-        log.info("aftercare stopped")
+        try:
+            await self._set_serving(False)
+            await self.server.stop(self.config.server.grace_s if grace is None else grace)
+            await self.registry.close()
+            await self.records.close()
+            self.observe.stop()
+            self.executor.shutdown(wait=True)
+            log.info("aftercare stopped")
+        finally:
+            self._closed.set()
 
     @property
     def metrics_port(self) -> int:
@@ -220,6 +224,9 @@ class App:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
         await self.server.wait_for_termination()
+        # The server terminates before stop() has flushed the records and closed the
+        # rest: returning here would let the loop cancel that.
+        await self._closed.wait()
 
 
 def build_app(config: Config) -> App:
