@@ -117,10 +117,10 @@ async def served(kind: str, port: int, texts: list[str], seconds: float) -> dict
     }
 
 
-def run(kind: str = "classify", seconds: float = 4.0) -> dict[str, Any]:
+def run(kind: str = "classify", seconds: float = 4.0, metrics_port: int = 0) -> dict[str, Any]:
     texts = sample_texts()
     raw = raw_limit(kind, texts, seconds / 2)
-    with running_server() as port:
+    with running_server(args=("--metrics-port", str(metrics_port))) as port:
         srv = uvloop.run(served(kind, port, texts, seconds))
     return {
         "bench": kind,
@@ -133,7 +133,7 @@ def run(kind: str = "classify", seconds: float = 4.0) -> dict[str, Any]:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    result = run(args.bench_command, args.seconds)
+    result = run(args.bench_command, args.seconds, args.metrics_port)
     print(json.dumps(result, default=float))
     return 0
 
@@ -142,4 +142,6 @@ def register(subparsers: Any) -> None:
     for kind in ("classify", "embed"):
         p = subparsers.add_parser(kind, help=f"served {kind} vs raw onnxruntime")
         p.add_argument("--seconds", type=float, default=4.0, help="per load level")
+        p.add_argument("--metrics-port", type=int, default=0,
+                       help="the server's metrics port (default 0 = metrics off)")
         p.set_defaults(func=_cmd)

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,10 +18,12 @@ _PORT_LINE = re.compile(r"aftercare serving on .*:(\d+)")
 
 @contextlib.contextmanager
 def running_server(
-    env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 300.0
+    env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 300.0,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> Iterator[int]:
-    """Yield the port of a server child process; stop it with SIGTERM afterwards."""
-    with server_process(env, args, timeout_s) as (port, _pid):
+    """Yield the port of a server child process; stop it with SIGTERM afterwards.
+    `on_start` sees the child process once it serves (e.g. to read its CPU time)."""
+    with server_process(env, args, timeout_s, on_start) as (port, _pid):
         yield port
 
 
@@ -36,7 +38,8 @@ def rss_mb(pid: int) -> float:
 
 @contextlib.contextmanager
 def server_process(
-    env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 300.0
+    env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 300.0,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Yield (port, pid) of a server child process; stop it with SIGTERM afterwards."""
     child_env = dict(os.environ)
@@ -70,6 +73,8 @@ def server_process(
                 raise RuntimeError(f"server reports {status}")
         # Keep draining its output so the child never blocks on a full pipe.
         drain = subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
+        if on_start is not None:
+            on_start(proc)
         yield port, proc.pid
     finally:
         proc.terminate()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from models.augment import typo_copies
+from models.drift_reference import drift_reference
 from models.encoder import (
     DEFAULT_OPSET,
     EncoderArtifacts,
@@ -185,6 +186,7 @@ def train_classifier(
         "cv_accuracy": cv.accuracy,
         "cv_macro_f1": cv.macro_f1,
         "seed": options.seed,
+        "drift_reference": drift_reference(x, cv.heldout_max_prob, threshold),
     }
     return TrainedClassifier(layers=layers, labels=labels, threshold=threshold, training=training)
 

@@ -39,6 +39,7 @@ from server.api.auth import AuthInterceptor
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
 from server.api.tls import ServerTls
+from server.concurrency import run_blocking
 from server.config import Config
 from server.conversation.flow_sources import configured_flows
 from server.generation.base import Generator
@@ -48,6 +49,7 @@ from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
 from server.knowledge.retrieval.affinity import learn_from_documents
 from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
+from server.observability.wiring import Observability
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
@@ -85,6 +87,8 @@ class App:
         # Guided flows (docs/flows.md); the Respond pipeline walks them per conversation.
         self.flows = configured_flows(config.flows, config.data, REPO_ROOT)
         self.drafts = DraftStore(self.records)
+        self.observe = Observability(config, self.registry, self.records, self.knowledge)
+        self.inference.on_classified.append(self.observe.on_classified)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(
@@ -92,6 +96,7 @@ class App:
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
             channels=config.channels, drafts=self.drafts,
             first_chunk_s=config.generation.first_chunk_timeout_s,
+            observer=self.observe.respond,
         )
         self.retention = RetentionService(self.knowledge, RetentionLog(self.records),
                                           self.policies, self.executor)
@@ -114,7 +119,8 @@ class App:
                                                    self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.records, self.policies, self.registry, self.knowledge,
-                          self.executor, self.retention),
+                          self.executor, retention=self.retention,
+                          reports=self.observe.reports),
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -128,10 +134,12 @@ class App:
         self.port = (self.server.add_secure_port(address, self.tls.credentials())
                      if self.tls.enabled else self.server.add_insecure_port(address))
         self._stopped = asyncio.Event()
+        self._closed = asyncio.Event()  # stop() finished: records flushed, all closed
 
     def _interceptors(self) -> list[aio.ServerInterceptor]:
-        """Outermost first: access control, then the error -> status mapping."""
-        chain: list[aio.ServerInterceptor] = []
+        """Outermost first: tracing, metrics, access control, then the error -> status
+        mapping (so rejected calls are traced and counted too)."""
+        chain: list[aio.ServerInterceptor] = [*self.observe.interceptors()]
         if self.config.auth.enabled:
             chain.append(AuthInterceptor(Authenticator(self.config.auth)))
         chain.append(ErrorInterceptor())
@@ -186,7 +194,8 @@ class App:
         # The classifier's embedding output comes along for free (one encoder pass):
         # Respond searches with it when the encoder is the embedder's.
         outputs = ["probabilities", "embedding"] if role == CLASSIFIER else ["embedding"]
-        model = EncoderModel(mv, cfg, batcher, self.executor, outputs)
+        model = EncoderModel(mv, cfg, batcher, self.executor, outputs,
+                             self.observe.batch_observer(mv.name, mv.version))
         model.warm_up()
         return model
 
@@ -195,15 +204,15 @@ class App:
         await self.records.start()
         await self.drafts.start()
         await self.server.start()
+        self.observe.start_http()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
-        loop = asyncio.get_running_loop()
         for role in (CLASSIFIER, EMBEDDER):
-            model = await loop.run_in_executor(self.executor, self._load_encoder, role)
+            model = await run_blocking(self.executor, self._load_encoder, role)
             self.registry.activate(role, model)
             log.info("%s: %s on %s", role, model.model_version, model.providers)
         await self._load_knowledge()
         await self.retention.shop()  # the retention index of the loaded snapshot
-        took = await loop.run_in_executor(self.executor, warm_kernels)
+        took = await run_blocking(self.executor, warm_kernels)
         log.info("kernels compiled in %.2fs", took)
         # Everything loaded so far (the shop, graph, index maps) lives as long as the
         # process: move it out of the collector's view, so that full collections stay
@@ -253,16 +262,28 @@ class App:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        await self._set_serving(False)
-        await self.server.stop(self.config.server.grace_s if grace is None else grace)
-        await self.registry.close()
-        await self.records.close()
-        self.executor.shutdown(wait=True)
-        log.info("aftercare stopped")
+        try:
+            await self._set_serving(False)
+            await self.server.stop(self.config.server.grace_s if grace is None else grace)
+            await self.registry.close()
+            await self.records.close()
+            self.observe.stop()
+            self.executor.shutdown(wait=True)
+            log.info("aftercare stopped")
+        finally:
+            self._closed.set()
+
+    @property
+    def metrics_port(self) -> int:
+        """The bound metrics/dashboard port; 0 when metrics are off."""
+        return self.observe.http.port if self.observe.http is not None else 0
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
         await self.server.wait_for_termination()
+        # The server terminates before stop() has flushed the records and closed the
+        # rest: returning here would let the loop cancel that.
+        await self._closed.wait()
 
 
 def build_app(config: Config) -> App:

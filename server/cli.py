@@ -23,7 +23,7 @@ log = logging.getLogger("aftercare")
 # (module, function) pairs that add subcommands to a subparsers object. Imported
 # lazily when present, so the CLI still works while an area is missing.
 _BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond",
-          "bench.affinity", "bench.burst")
+          "bench.affinity", "bench.burst", "bench.metrics_overhead")
 _EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),
          ("server.retention_cli", "register_eval"))
 
@@ -36,6 +36,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         overrides["server"]["port"] = args.port
     if args.data:
         overrides["data"]["dir"] = args.data
+    if args.metrics_port is not None:
+        overrides["metrics"] = {"port": args.metrics_port}
     config = load_config(args.config, overrides)
     logging.getLogger().setLevel(config.log_level)
 
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data", help="shop data directory (default: the demo shop)")
+    serve.add_argument("--metrics-port", type=int,
+                       help="/metrics and /dashboard port (default 9464; 0 = off)")
     serve.set_defaults(func=_cmd_serve)
 
     models = sub.add_parser("models", help="build and evaluate models").add_subparsers(
@@ -101,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _mount(sub, "server.ask_cli")  # ask
     _mount(sub, "server.conversation.flows_cli")  # flows check
     _mount(sub, "server.keys_cli")  # keys new
+    _mount(sub, "server.kpis_cli")  # kpis
 
     evals = sub.add_parser("eval", help="quality evaluations").add_subparsers(
         dest="eval_command", required=True

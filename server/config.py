@@ -204,6 +204,33 @@ class ChannelsConfig(_Section):
         return cfg.mode if isinstance(cfg, ChannelConfig) else "auto"
 
 
+class MetricsConfig(_Section):
+    host: str = "0.0.0.0"
+    port: int = 9464  # /metrics, /dashboard, /api/*; 0 = off (and no instrumentation)
+
+
+class TracingConfig(_Section):
+    enabled: bool = False
+    service_name: str = "aftercare"
+    # otlp: OTLP/gRPC, configured by the standard OTEL_EXPORTER_OTLP_* environment;
+    # console: stdout; none: spans only for processors added in code (and trace ids).
+    exporter: str = "otlp"
+
+
+class KpisConfig(_Section):
+    attribution_days: float = 7.0  # orders this long after a conversation count for it
+
+
+class DriftConfig(_Section):
+    window: int = 2000  # live classifications per model version; 0 = off
+    evaluate_every: int = 256  # re-check the thresholds every this many classifications
+    psi: float = 0.25
+    top_probability_drop: float = 0.10
+    oos_rate_increase: float = 0.10
+    centroid_cosine_min: float = 0.90
+    min_samples: int = 50
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
@@ -217,6 +244,10 @@ class Config(_Section):
     flows: FlowsConfig = msgspec.field(default_factory=FlowsConfig)
     channels: ChannelsConfig = msgspec.field(default_factory=ChannelsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
+    kpis: KpisConfig = msgspec.field(default_factory=KpisConfig)
+    drift: DriftConfig = msgspec.field(default_factory=DriftConfig)
     executor_threads: int = 4  # CPU work off the event loop (tokenize, ONNX, kernels)
     log_level: str = "INFO"
 

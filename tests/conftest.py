@@ -53,4 +53,5 @@ def server_overrides(model_repository: Path, tmp_path_factory: pytest.TempPathFa
         # (tests/unit/test_batcher.py and `aftercare bench burst` cover admission.)
         "classifier_batcher": {"max_queue_time_ms": 0},
         "embedder_batcher": {"max_queue_time_ms": 0},
+        "metrics": {"port": 0},  # off: test servers must not all bind the default port
     }

@@ -9,26 +9,31 @@ from concurrent.futures import Executor
 from grpc import aio
 
 from aftercare.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+from server.api.observe_pb import drift_pb, kpis_pb
 from server.api.records_pb import decision_pb
 from server.api.retention_pb import retention_action_pb, scan_trailers
 from server.errors import Unavailable
 from server.inference.registry import ModelRegistry
 from server.knowledge.service import KnowledgeService
+from server.observability.reports import Reports
 from server.pipeline.policies import PolicyState
-from server.records.store import RecordStore
+from server.records.kpis import KpiQuery
+from server.records.store import RecordStore, utcnow
 from server.retention.service import RetentionService, ScanReport
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     def __init__(self, records: RecordStore, policies: PolicyState, registry: ModelRegistry,
                  knowledge: KnowledgeService, executor: Executor,
-                 retention: RetentionService | None = None) -> None:
+                 retention: RetentionService | None = None,
+                 reports: Reports | None = None) -> None:
         self._records = records
         self._retention = retention
         self._knowledge = knowledge
         self._policies = policies
         self._registry = registry
         self._executor = executor
+        self._reports = reports
 
     async def GetDecision(
         self, request: admin_pb2.GetDecisionRequest, context: aio.ServicerContext
@@ -85,3 +90,22 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             context.set_trailing_metadata(scan_trailers(report))
         finally:
             await actions.aclose()  # a cancelled call stops the scan at its next chunk
+
+    def _reports_or_fail(self) -> Reports:
+        if self._reports is None:
+            from server.errors import Unavailable
+
+            raise Unavailable("reports are not configured on this server")
+        return self._reports
+
+    async def GetKpis(
+        self, request: admin_pb2.GetKpisRequest, context: aio.ServicerContext
+    ) -> admin_pb2.Kpis:
+        return kpis_pb(await self._reports_or_fail().kpis(KpiQuery(
+            since=request.since, until=request.until, channel=request.channel,
+            intent=request.intent)))
+
+    async def GetDrift(
+        self, request: admin_pb2.GetDriftRequest, context: aio.ServicerContext
+    ) -> admin_pb2.DriftReport:
+        return drift_pb(self._reports_or_fail().drift(request.model), utcnow())

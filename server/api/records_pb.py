@@ -43,4 +43,5 @@ def decision_pb(d: DecisionRecord) -> admin_pb2.DecisionRecord:
         actions=[json.dumps(a, sort_keys=True, default=str) for a in d.actions],
         final_text=d.final_text, outcome=d.outcome, pii_kinds=",".join(d.pii_kinds),
         fallbacks=d.fallbacks,
+        trace_id=d.trace_id,
     )

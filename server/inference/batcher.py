@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from server.concurrency import run_blocking
 from server.errors import DeadlineExceeded, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class _Pending(Generic[In, Out]):
     future: asyncio.Future[Out]
     enqueued: float
     deadline: float | None  # monotonic seconds
+    token: Any = None  # what the observer kept at submit (the caller's trace context)
 
 
 class ServiceRate:
@@ -74,6 +76,20 @@ class BatcherStats:
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
+class BatchObserver(Protocol):
+    """Told about each request and batch (metrics, trace links); must be cheap."""
+
+    def enqueued(self) -> Any:
+        """Called in the caller's context at submit; the result rides with the item."""
+
+    def ran(self, size: int, waits_s: Sequence[float], start: float, end: float,
+            tokens: Sequence[Any]) -> None:
+        """A batch ran from `start` to `end` (perf_counter seconds)."""
+
+    def rejected(self, reason: str, count: int = 1) -> None:
+        """queue_full | deadline | cancelled | unavailable."""
+
+
 class Batcher(Generic[In, Out]):
     """Groups `submit()` calls into batches for `run_batch`, one batch at a time per slot."""
 
@@ -89,6 +105,7 @@ class Batcher(Generic[In, Out]):
         concurrency: int = 1,
         executor: Executor | None = None,
         max_queue_time_s: float = 0.0,
+        observer: BatchObserver | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or concurrency < 1:
             raise ValueError("max_batch_size, max_queue_size and concurrency must be >= 1")
@@ -110,6 +127,7 @@ class Batcher(Generic[In, Out]):
         self._max_queue_time = max(0.0, max_queue_time_s)  # 0 = no time budget
         self.rate = ServiceRate(concurrency)
         self.stats = BatcherStats()
+        self.observer = observer
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -138,14 +156,19 @@ class Batcher(Generic[In, Out]):
         `admit=False` skips admission by time (the server's own bulk work, which would
         otherwise refuse itself); the queue bound still holds."""
         if self._closing or self._task is None:
+            if self.observer is not None:
+                self.observer.rejected("unavailable")
             raise Unavailable(f"model {self.name} is not accepting requests")
         if len(self._pending) >= self._max_queue:
             self.stats.rejected_overflow += 1
+            if self.observer is not None:
+                self.observer.rejected("queue_full")
             raise Overloaded(f"model {self.name} queue is full ({self._max_queue}); retry later")
         if admit:
             self._admit(deadline)
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(item, future, time.monotonic(), deadline))
+        token = self.observer.enqueued() if self.observer is not None else None
+        self._pending.append(_Pending(item, future, time.monotonic(), deadline, token))
         self.stats.submitted += 1
         self._wakeup.set()
         return await future
@@ -211,9 +234,13 @@ class Batcher(Generic[In, Out]):
             p = self._pending.popleft()
             if p.future.done():  # the caller went away (cancelled)
                 self.stats.dropped_cancelled += 1
+                if self.observer is not None:
+                    self.observer.rejected("cancelled")
                 continue
             if p.deadline is not None and now >= p.deadline:
                 self.stats.dropped_deadline += 1
+                if self.observer is not None:
+                    self.observer.rejected("deadline")
                 p.future.set_exception(DeadlineExceeded("deadline passed while queued"))
                 continue
             batch.append(p)
@@ -221,12 +248,12 @@ class Batcher(Generic[In, Out]):
 
     async def _execute(self, batch: list[_Pending[In, Out]]) -> None:
         try:
-            loop = asyncio.get_running_loop()
             items = [p.item for p in batch]
-            started = time.monotonic()
+            started = time.perf_counter()
+            dispatched = time.monotonic()
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, items)
-                self.rate.observe(len(items), time.monotonic() - started)
+                results = await run_blocking(self._executor, self._run_batch, items)
+                self.rate.observe(len(items), time.monotonic() - dispatched)
                 if len(results) != len(batch):
                     raise RuntimeError(
                         f"batch function of {self.name} returned {len(results)} results "
@@ -241,6 +268,9 @@ class Batcher(Generic[In, Out]):
             self.stats.batches += 1
             self.stats.items += len(batch)
             self.stats.batch_sizes[len(batch)] += 1
+            if self.observer is not None:
+                self.observer.ran(len(batch), [dispatched - p.enqueued for p in batch],
+                                  started, time.perf_counter(), [p.token for p in batch])
             for p, result in zip(batch, results, strict=True):
                 if p.future.done():  # cancelled while running: nobody to tell
                     continue

@@ -18,7 +18,7 @@ import onnxruntime as ort
 from models.repository import ModelVersion
 from server.config import BatcherConfig, ModelsConfig
 from server.errors import InvalidInput
-from server.inference.batcher import Batcher
+from server.inference.batcher import Batcher, BatchObserver
 from server.inference.session import create_session, providers_in_use
 from server.inference.tokenizer import Encoded, TextTokenizer
 
@@ -58,6 +58,7 @@ class EncoderModel:
         batcher: BatcherConfig,
         executor: Executor | None,
         outputs: Sequence[str],
+        observer: BatchObserver | None = None,
     ) -> None:
         self.name = version.name
         self.version = version.version
@@ -92,6 +93,7 @@ class EncoderModel:
             concurrency=batcher.concurrency or os.cpu_count() or 1,
             executor=executor,
             max_queue_time_s=batcher.max_queue_time_ms / 1000.0,
+            observer=observer,
         )
 
     # -- batch function (runs in the executor) -------------------------------------------

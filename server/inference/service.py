@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import numpy as np
@@ -49,10 +49,16 @@ class Embeddings(msgspec.Struct, frozen=True):
     model_version: str
 
 
+ClassifiedHook = Callable[[EncoderModel, np.ndarray, bool, "np.ndarray | None"], None]
+
+
 class InferenceService:
     def __init__(self, registry: ModelRegistry, limits: ModelsConfig) -> None:
         self.registry = registry
         self._limits = limits
+        # Told about every live classification (drift monitoring): (model, probabilities,
+        # out_of_scope, embedding or None). Called on the event loop: must be cheap.
+        self.on_classified: list[ClassifiedHook] = []
 
     def _check_text(self, text: str, what: str = "text") -> None:
         if not text or not text.strip():
@@ -79,9 +85,12 @@ class InferenceService:
             k = min(top_k or DEFAULT_TOP_K, len(labels))
             order = np.argsort(-probabilities)[:k]
             intents = [IntentScore(labels[i], float(probabilities[i])) for i in order]
+            out_of_scope = float(probabilities[order[0]]) < threshold
+            for hook in self.on_classified:
+                hook(clf, probabilities, out_of_scope, row[1] if len(row) > 1 else None)
             return Classification(
                 intents=intents,
-                out_of_scope=float(probabilities[order[0]]) < threshold,
+                out_of_scope=out_of_scope,
                 model_version=clf.model_version,
                 threshold=threshold,
                 embedding=row[1] if len(row) > 1 and self._same_encoder(clf) else None,

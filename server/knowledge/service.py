@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from server.concurrency import run_blocking
 from server.config import DataConfig, RetrievalConfig
 from server.errors import InvalidInput, checked_path, short
 from server.knowledge.graph.facts import (
@@ -128,8 +129,7 @@ async def load_shop(
     executor: Executor,
     repo_root: Path,
 ) -> ShopKnowledge:
-    loop = asyncio.get_running_loop()
-    snapshot, graph, facts, recommender, extra = await loop.run_in_executor(
+    snapshot, graph, facts, recommender, extra = await run_blocking(
         executor, _build_sync, data, repo_root
     )
     params = HnswParams(M=retrieval.m, ef_construction=retrieval.ef_construction, ef=retrieval.ef)
@@ -184,7 +184,7 @@ class KnowledgeService:
         return self._current
 
     async def _run(self, fn: Callable[..., object], *args: object) -> object:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await run_blocking(self._executor, fn, *args)
 
     async def search(
         self,

@@ -7,11 +7,11 @@ version it started with and its decision record names that version.
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.concurrency import run_blocking
 from server.errors import InvalidInput, checked_path, short
 from server.governance.guard import OutputChecks
 from server.governance.pii import PiiDetector
@@ -43,9 +43,8 @@ class PolicyState:
     async def reload(self, path: str = "", executor: Executor | None = None) -> tuple[str, str]:
         """Load and compile a policy file off the loop, then swap. Returns (new, old)."""
         source = checked_path(path, "policy path") if path else self._path
-        loop = asyncio.get_running_loop()
         try:
-            bundle = await loop.run_in_executor(
+            bundle = await run_blocking(
                 executor, lambda: compile_policy(load_policy(Path(source) if source else None),
                                                  self._detector)
             )

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from server.concurrency import run_blocking
 from server.config import ChannelsConfig, RetrievalConfig
 from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
@@ -33,6 +34,7 @@ from server.inference.service import InferenceService
 from server.knowledge.retrieval import affinity
 from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import KnowledgeService, ShopKnowledge
+from server.observability.respond import RespondObserver
 from server.pipeline import assist, grounding
 from server.pipeline.policies import PolicyState
 from server.records.drafts import DraftStore
@@ -99,7 +101,8 @@ class RespondPipeline:
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
                  offers: int = 2, channels: ChannelsConfig | None = None,
                  drafts: DraftStore | None = None,
-                 first_chunk_s: float = 2.0) -> None:
+                 first_chunk_s: float = 2.0,
+                 observer: RespondObserver | None = None) -> None:
         self._inference = inference
         self._knowledge = knowledge
         self._records = records
@@ -113,9 +116,10 @@ class RespondPipeline:
         self._channels = channels or ChannelsConfig()
         self._drafts = drafts  # assist mode stores its drafts here
         self._first_chunk_s = first_chunk_s
+        self._observer = observer or RespondObserver()
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await run_blocking(self._executor, fn, *args)
 
     def _redact_for(self, shop: ShopKnowledge, req: RespondInput,
                     ) -> tuple[grounding.CustomerView | None, Redaction]:
@@ -141,10 +145,12 @@ class RespondPipeline:
         shop = self._knowledge.current
         t0 = time.perf_counter()
         lat: dict[str, float] = {}
+        observer = self._observer
 
         def mark(stage: str, since: float) -> float:
             now = time.perf_counter()
             lat[stage] = round((now - since) * 1000.0, 3)
+            observer.stage(stage, since, now)
             return now
 
         rec = DecisionRecord(
@@ -152,6 +158,7 @@ class RespondPipeline:
             customer_id=req.customer_id, channel=req.channel, started_at=utcnow(),
             policy_version=bundle.version, snapshot_id=shop.snapshot_id,
             index_version=shop.retriever.version, latencies_ms=lat,
+            trace_id=observer.trace_id(),
         )
         submitted = False
         try:
@@ -170,6 +177,7 @@ class RespondPipeline:
             grounded = await self._run(grounding.ground, shop, view, cls.intent, red.text)
             rec.order_refs = grounded.order_refs
             rec.facts = [msgspec.to_builtins(f) for f in grounded.facts]
+            t = mark("facts", t)
             decision = await self._route(bundle, req, red.text, cls, view, grounded)
             rec.route, rec.rules_fired, rec.sentiment = (decision.route, decision.rules_fired,
                                                         decision.sentiment)
@@ -219,13 +227,16 @@ class RespondPipeline:
             stream = generator.stream(g, cancel)
             chunks: list[tuple[int, Chunk]] = []  # (start offset, chunk)
             fed, guarded = 0, 0
+            guard_s = 0.0  # the guard's own share of the stream's time
             sent: list[str] = []
             outcome = "handed_off" if decision.route == "human" else "completed"
             try:
                 async for chunk in stream:
                     chunks.append((fed, chunk))
                     fed += len(chunk.text)
+                    g0 = time.perf_counter()
                     step = guard.feed(chunk.text)
+                    guard_s += time.perf_counter() - g0
                     rec.violations += [ViolationRecord(v.rule, v.action, v.detail)
                                        for v in step.violations]
                     if step.emit:
@@ -254,6 +265,8 @@ class RespondPipeline:
                 closer = getattr(stream, "aclose", None)
                 if closer is not None:
                     await closer()
+            observer.stage("guard", t, time.perf_counter(), busy_s=guard_s)
+            lat["guard"] = round(guard_s * 1000.0, 3)
             mark("generate", t)
             source = getattr(stream, "source", generator)
             rec.model_versions["generator"] = f"{source.name}/{source.version}"
@@ -275,6 +288,7 @@ class RespondPipeline:
             await self._records.commit_decision(rec, handoff, pending)
             if rec.route == assist.DRAFT_ROUTE and self._drafts is not None:
                 await self._drafts.submit(assist.draft_of(rec))
+            observer.decided(rec, handoff.reason if handoff is not None else "")
             yield Final(decision_id, rec.route, rec.intent, rec.confidence,
                         _citations(cited), actions, outcome, decision.rules_fired)
         except (asyncio.CancelledError, GeneratorExit):
@@ -290,6 +304,7 @@ class RespondPipeline:
                 rec.finished_at = utcnow()
                 lat.setdefault("total", round((time.perf_counter() - t0) * 1000.0, 3))
                 await self._records.submit_decision(rec)
+                observer.decided(rec)
 
     @staticmethod
     def _degraded(rec: DecisionRecord, what: str, exc: BaseException) -> list[Any]:

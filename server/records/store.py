@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from server.concurrency import run_blocking
 from server.errors import Conflict, InvalidInput, NotFound, Unavailable, short
 from server.records.types import DecisionRecord, Feedback, Handoff, PendingAction
 
@@ -104,7 +105,7 @@ class RecordStore:
         self._db.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+        return await run_blocking(self._db, fn, *args)
 
     async def in_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the database thread: for stores of other record kinds
@@ -361,3 +362,14 @@ class RecordStore:
         """Run `fn(connection)` on the database thread (after queued records commit)."""
         await self.flush_pending()
         return await self._run(lambda: fn(self._c()))
+
+    # -- reports ---------------------------------------------------------------------------
+    async def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a reading function (KPIs) on the database thread, after every queued
+        record is committed."""
+        await self.flush_pending()
+        return await self._run(lambda: fn(self._c()))
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0

@@ -55,6 +55,7 @@ class DecisionRecord(msgspec.Struct, kw_only=True):
     final_text: str = ""
     outcome: str = ""
     fallbacks: list[str] = []  # degraded paths taken (generator_timeout, index_unavailable..)
+    trace_id: str = ""  # OpenTelemetry trace id of the Respond call ("" = tracing off)
 
 
 class Handoff(msgspec.Struct, kw_only=True):

@@ -11,7 +11,6 @@ calls run in an executor so the event loop stays free.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import time
@@ -25,6 +24,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from server.concurrency import run_blocking
 from server.errors import InvalidInput
 from server.knowledge.retrieval.chunking import (
     DEFAULT_MAX_WORDS,
@@ -145,8 +145,7 @@ class Retriever:
         return out
 
     async def _in_thread(self, fn: Callable[..., _T], *args: object) -> _T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        return await run_blocking(self._executor, fn, *args)
 
     async def _embed_chunks(self, chunks: Sequence[Chunk]) -> NDArray[np.float32]:
         parts = []
