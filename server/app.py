@@ -30,21 +30,23 @@ from aftercare.v1 import (
     support_pb2_grpc,
 )
 from kernels import warmup as warm_kernels
-from models.repository import ModelRepository
 from server.api.admin import AdminServicer
 from server.api.agent import AgentServicer
+from server.api.audit import AuditInterceptor
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
 from server.config import Config
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
-from server.inference.encoder import EncoderModel
+from server.inference.lifecycle import ModelLifecycle
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
+from server.inference.traffic import TrafficRouter
 from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
+from server.records.audit import AuditLog
 from server.records.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -65,12 +67,25 @@ class App:
         self.executor = ThreadPoolExecutor(
             max_workers=config.executor_threads, thread_name_prefix="aftercare-cpu"
         )
-        self.registry = ModelRegistry()
+        self.registry = ModelRegistry(config.models.keep_ready)
         self.inference = InferenceService(self.registry, config.models)
         self.knowledge = KnowledgeService(
             self.executor, config.retrieval.default_top_k, self._load_shop
         )
         self.records = RecordStore(Path(config.records.path), config.records.queue_size)
+        self.audit = AuditLog(self.records)
+        self.lifecycle = ModelLifecycle(
+            self.registry, config.models,
+            {CLASSIFIER: config.classifier_batcher, EMBEDDER: config.embedder_batcher},
+            self.executor, self.audit,
+        )
+        self.traffic = TrafficRouter(
+            self.registry, self.inference.run_shadow, self.audit,
+            config.traffic.shadow_queue_size, config.traffic.shadow_workers,
+        )
+        self.inference.traffic = self.traffic
+        self.lifecycle.on_activated.append(self.traffic.on_activated)
+        self.lifecycle.unload_guards.append(self.traffic.unload_guard)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(
@@ -79,7 +94,7 @@ class App:
         )
         self.health = HealthServicer()
         self.server = aio.server(
-            interceptors=[ErrorInterceptor()],
+            interceptors=[ErrorInterceptor(), AuditInterceptor(self.audit)],
             options=[
                 ("grpc.max_receive_message_length", config.server.max_message_bytes),
                 ("grpc.max_send_message_length", config.server.max_message_bytes),
@@ -94,7 +109,7 @@ class App:
         agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records), self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.records, self.policies, self.registry, self.knowledge,
-                          self.executor),
+                          self.executor, self.lifecycle, self.traffic, self.audit),
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -134,36 +149,18 @@ class App:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, status)
 
-    def _load_encoder(self, role: str) -> EncoderModel:
-        cfg = self.config.models
-        repo = ModelRepository(Path(cfg.repository))
-        name, version = (
-            (cfg.classifier, cfg.classifier_version)
-            if role == CLASSIFIER
-            else (cfg.embedder, cfg.embedder_version)
-        )
-        mv = repo.get(name, version) if version else repo.latest(name)
-        if cfg.verify_checksums:
-            mv.verify()
-        batcher = (
-            self.config.classifier_batcher if role == CLASSIFIER else self.config.embedder_batcher
-        )
-        # The classifier's embedding output comes along for free (one encoder pass):
-        # Respond searches with it when the encoder is the embedder's.
-        outputs = ["probabilities", "embedding"] if role == CLASSIFIER else ["embedding"]
-        model = EncoderModel(mv, cfg, batcher, self.executor, outputs)
-        model.warm_up()
-        return model
-
     async def start(self) -> None:
         await self._set_serving(False)
         await self.records.start()
+        await self.audit.start()
+        self.traffic.start()
         await self.server.start()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
         loop = asyncio.get_running_loop()
-        for role in (CLASSIFIER, EMBEDDER):
-            model = await loop.run_in_executor(self.executor, self._load_encoder, role)
-            self.registry.activate(role, model)
+        cfg = self.config.models
+        for role, name, version in ((CLASSIFIER, cfg.classifier, cfg.classifier_version),
+                                    (EMBEDDER, cfg.embedder, cfg.embedder_version)):
+            model = await self.lifecycle.activate_initial(role, name, version)
             log.info("%s: %s on %s", role, model.model_version, model.providers)
         await self._load_knowledge()
         took = await loop.run_in_executor(self.executor, warm_kernels)
@@ -200,6 +197,7 @@ class App:
         self._stopped.set()
         await self._set_serving(False)
         await self.server.stop(self.config.server.grace_s if grace is None else grace)
+        await self.traffic.close()
         await self.registry.close()
         await self.records.close()
         self.executor.shutdown(wait=True)

@@ -65,6 +65,8 @@ class ModelsConfig(_Section):
     max_text_bytes: int = 8192
     max_texts: int = 256  # per Embed call
     verify_checksums: bool = True
+    # Former active versions per model kept loaded (READY) for a fast rollback.
+    keep_ready: int = 1
 
 
 class BatcherConfig(_Section):
@@ -123,6 +125,13 @@ class GenerationConfig(_Section):
     top_p: float = 0.9
 
 
+class TrafficConfig(_Section):
+    # The shadow lane: jobs that do not fit the queue are dropped (and counted), so a
+    # slow candidate never delays live answers.
+    shadow_queue_size: int = 64
+    shadow_workers: int = 2
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
@@ -133,6 +142,7 @@ class Config(_Section):
     records: RecordsConfig = msgspec.field(default_factory=RecordsConfig)
     policy: PolicyConfig = msgspec.field(default_factory=PolicyConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
+    traffic: TrafficConfig = msgspec.field(default_factory=TrafficConfig)
     executor_threads: int = 4  # CPU work off the event loop (tokenize, ONNX, kernels)
     log_level: str = "INFO"
 

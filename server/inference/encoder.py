@@ -117,6 +117,9 @@ class EncoderModel:
 
     async def close(self) -> None:
         await self.batcher.close()
+        # Drop the session now, not when the collector finds the model<->batcher cycle,
+        # so an unload frees its memory at once.
+        self.session = None
 
     async def infer(self, text: str, deadline: float | None = None) -> Row:
         return await self.batcher.submit(text, deadline)

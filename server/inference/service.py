@@ -15,10 +15,13 @@ import numpy as np
 
 from server.config import ModelsConfig
 from server.errors import AftercareError, InvalidInput
-from server.inference.encoder import EncoderModel
+from server.inference.encoder import EncoderModel, Row
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
+from server.inference.traffic import Route, TrafficRouter
 
 DEFAULT_TOP_K = 5
+OUT_OF_SCOPE = "<out_of_scope>"
+NO_ROUTE = Route(0, 0, 0)
 
 
 class IntentScore(msgspec.Struct, frozen=True):
@@ -34,6 +37,7 @@ class Classification(msgspec.Struct, frozen=True):
     # The text's sentence embedding, when the classifier's encoder is the served
     # embedder's (same encoder_sha256): callers can search with it, no second pass.
     embedding: np.ndarray | None = None
+    shadow_version: str = ""  # "<name>/<version>" that also ran on this text, if any
 
     @property
     def intent(self) -> str:
@@ -42,6 +46,11 @@ class Classification(msgspec.Struct, frozen=True):
     @property
     def confidence(self) -> float:
         return self.intents[0].probability
+
+
+def label_of(result: Classification) -> str:
+    """What agreement compares: the top intent, or out of scope."""
+    return OUT_OF_SCOPE if result.out_of_scope else result.intent
 
 
 class Embeddings(msgspec.Struct, frozen=True):
@@ -53,6 +62,7 @@ class InferenceService:
     def __init__(self, registry: ModelRegistry, limits: ModelsConfig) -> None:
         self.registry = registry
         self._limits = limits
+        self.traffic: TrafficRouter | None = None  # canary/shadow policies, when wired
 
     def _check_text(self, text: str, what: str = "text") -> None:
         if not text or not text.strip():
@@ -64,26 +74,61 @@ class InferenceService:
             )
 
     async def classify(
-        self, text: str, top_k: int = 0, model: str = "", deadline: float | None = None
+        self, text: str, top_k: int = 0, model: str = "", deadline: float | None = None,
+        routing_key: str = "",
     ) -> Classification:
+        """`routing_key` keeps a caller (a conversation) on one side of a canary split.
+        Naming a `model` bypasses traffic policies."""
         self._check_text(text)
         if top_k < 0:
             raise InvalidInput("top_k must be >= 0")
-        async with self.registry.use(CLASSIFIER, model) as clf:
-            row = await clf.infer(text, deadline)
-            probabilities = row[0]
-            labels: list[str] = clf.manifest["labels"]
-            threshold = float(clf.manifest.get("oos_threshold", 0.0))
-            k = min(top_k or DEFAULT_TOP_K, len(labels))
-            order = np.argsort(-probabilities)[:k]
-            intents = [IntentScore(labels[i], float(probabilities[i])) for i in order]
-            return Classification(
-                intents=intents,
-                out_of_scope=float(probabilities[order[0]]) < threshold,
-                model_version=clf.model_version,
-                threshold=threshold,
-                embedding=row[1] if len(row) > 1 and self._same_encoder(clf) else None,
-            )
+        route = NO_ROUTE
+        if not model and self.traffic is not None:
+            active = self.registry.get(CLASSIFIER)
+            route = self.traffic.route(active.name, active.version, routing_key)
+        started = time.perf_counter()
+        async with self.registry.use(CLASSIFIER, model, route.serve) as clf:
+            try:
+                row = await clf.infer(text, deadline)
+            except Exception:
+                self._observe(clf, started, ok=False)
+                raise
+            self._observe(clf, started, ok=True)
+            result = self._classification(clf, row, top_k)
+        if route.shadow and self.traffic is not None:
+            self.traffic.shadow(clf.name, route, text, label_of(result), clf.version)
+            if route.shadow != clf.version:
+                result = msgspec.structs.replace(
+                    result, shadow_version=f"{clf.name}/{route.shadow}")
+        return result
+
+    def _observe(self, model: EncoderModel, started: float, ok: bool) -> None:
+        if self.traffic is not None:
+            self.traffic.observe(model.name, model.version,
+                                 (time.perf_counter() - started) * 1000, ok)
+
+    def _classification(self, clf: EncoderModel, row: Row, top_k: int) -> Classification:
+        probabilities = row[0]
+        labels: list[str] = clf.manifest["labels"]
+        threshold = float(clf.manifest.get("oos_threshold", 0.0))
+        k = min(top_k or DEFAULT_TOP_K, len(labels))
+        order = np.argsort(-probabilities)[:k]
+        intents = [IntentScore(labels[i], float(probabilities[i])) for i in order]
+        return Classification(
+            intents=intents,
+            out_of_scope=float(probabilities[order[0]]) < threshold,
+            model_version=clf.model_version,
+            threshold=threshold,
+            embedding=row[1] if len(row) > 1 and self._same_encoder(clf) else None,
+        )
+
+    async def run_shadow(self, name: str, version: int, text: str) -> str | np.ndarray:
+        """One shadow-lane run on exactly (name, version): its label or its vector."""
+        async with self.registry.use_version(name, version) as model:
+            row = await model.infer(text)
+            if model.manifest.get("labels"):
+                return label_of(self._classification(model, row, 1))
+            return row[-1]
 
     def _same_encoder(self, clf: EncoderModel) -> bool:
         try:
@@ -102,7 +147,21 @@ class InferenceService:
             raise InvalidInput(f"{len(texts)} texts; the limit is {self._limits.max_texts}")
         for i, text in enumerate(texts):
             self._check_text(text, f"texts[{i}]")
-        return await self.embed_documents(texts, model, deadline)
+        started = time.perf_counter()
+        try:
+            result = await self.embed_documents(texts, model, deadline)
+        except Exception:
+            if self.traffic is not None and not model:
+                self._observe(self.registry.get(EMBEDDER), started, ok=False)
+            raise
+        if self.traffic is not None and not model:
+            active = self.registry.get(EMBEDDER)
+            if result.model_version == active.model_version:
+                self._observe(active, started, ok=True)
+                route = self.traffic.route(active.name, active.version)
+                for text, vector in zip(texts, result.vectors, strict=True):
+                    self.traffic.shadow(active.name, route, text, vector, active.version)
+        return result
 
     async def embed_documents(
         self, texts: Sequence[str], model: str = "", deadline: float | None = None

@@ -96,6 +96,11 @@ class RecordStore:
             self._conn = None
         self._db.shutdown(wait=True)
 
+    async def run_in_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the database thread (for record kinds kept in their
+        own modules, e.g. records/audit.py)."""
+        return await self._run(lambda: fn(self._c()))
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 

@@ -1,0 +1,84 @@
+"""Audit interceptor: every Admin call that changes something leaves an audit record.
+
+Read-only calls (Get*, List*) are not recorded. The actor is the peer address until
+authentication exists; then it becomes the authenticated identity. Sits inside the
+error interceptor, so it sees the domain error and records it as the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import text_format
+from grpc import aio
+
+from server.errors import AftercareError
+from server.records.audit import AuditLog
+
+log = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "/aftercare.v1.Admin/"
+_READ_ONLY = ("Get", "List")
+
+
+def actor_of(context: aio.ServicerContext) -> str:
+    return str(context.peer() or "unknown")
+
+
+class AuditInterceptor(aio.ServerInterceptor):
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or not method.startswith(ADMIN_PREFIX):
+            return handler
+        action = method[len(ADMIN_PREFIX):]
+        if action.startswith(_READ_ONLY):
+            return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._wrap(action, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, action: str, fn: Any) -> Any:
+        async def handler(request: Any, context: aio.ServicerContext) -> Any:
+            target = text_format.MessageToString(request, as_one_line=True)
+            try:
+                response = await fn(request, context)
+            except asyncio.CancelledError:
+                await self._write(context, action, target, "cancelled")
+                raise
+            except AftercareError as exc:
+                await self._write(context, action, target, f"{exc.code_name}: {exc}")
+                raise
+            except Exception:
+                await self._write(context, action, target, "INTERNAL")
+                raise
+            await self._write(context, action, target, "OK")
+            return response
+
+        return handler
+
+    async def _write(self, context: aio.ServicerContext, action: str, target: str,
+                     result: str) -> None:
+        try:
+            await self._audit.record(actor_of(context), action, target, result)
+        except Exception:  # the audit must not turn a done action into an error
+            log.exception("writing the audit record of %s failed", action)
