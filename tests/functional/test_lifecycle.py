@@ -7,7 +7,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import pytest
@@ -15,26 +14,15 @@ import pytest
 from aftercare.v1 import admin_pb2, admin_pb2_grpc, support_pb2, support_pb2_grpc
 from server.inference.rss import rss_mb
 from tests.functional.harness import ServerThread
-from tests.functional.lifecycle_repo import (
-    CLASSIFIER,
-    NOT_ONNX,
-    TRUNCATED,
-    build_lifecycle_repo,
-)
+from tests.functional.lifecycle_repo import CLASSIFIER, NOT_ONNX, TRUNCATED
 
 TEXTS = ["where is my order", "I want a refund", "cancel my order please",
          "my card was declined", "talk to a human", "change my delivery address"]
 
 
 @pytest.fixture(scope="module")
-def server(server_overrides: dict, model_repository: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    repo = build_lifecycle_repo(model_repository, tmp_path_factory.mktemp("lc") / "repo")
-    models = {**server_overrides["models"], "repository": str(repo), "classifier_version": 1}
-    records = {"path": str(tmp_path_factory.mktemp("lc-rec") / "records.sqlite")}
-    srv = ServerThread({**server_overrides, "models": models, "records": records}).start()
-    yield srv
-    srv.stop()
+def server(lifecycle_server: ServerThread) -> ServerThread:
+    return lifecycle_server
 
 
 @pytest.fixture()
