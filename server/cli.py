@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensure.add_argument("--repository", default="models/repository")
     ensure.set_defaults(func=_cmd_models_ensure)
     _mount(models, "models.cli")
+    _mount(models, "server.models_cli")  # status, load, activate, ... against a server
 
     _mount(sub, "server.shop_cli")  # ingest, demo
     _mount(sub, "server.ask_cli")  # ask
