@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PROTOS := $(wildcard proto/aftercare/v1/*.proto)
+PROTOS := $(wildcard proto/aftercare/v1/*.proto proto/aftercare/inference/v2/*.proto)
 GEN := aftercare/v1/support_pb2.py
 
 export TOKENIZERS_PARALLELISM := false

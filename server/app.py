@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from aftercare.inference.v2 import grpc_service_pb2, grpc_service_pb2_grpc
 from aftercare.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -34,6 +35,7 @@ from server.api.admin import AdminServicer
 from server.api.agent import AgentServicer
 from server.api.audit import AuditInterceptor
 from server.api.errors import ErrorInterceptor
+from server.api.inference_v2 import InferenceV2Servicer
 from server.api.support import SupportServicer
 from server.config import Config
 from server.generation.base import Generator
@@ -55,6 +57,7 @@ SERVICE_NAMES = (
     support_pb2.DESCRIPTOR.services_by_name["Support"].full_name,
     agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
 )
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,6 +115,8 @@ class App:
                           self.executor, self.lifecycle, self.traffic, self.audit),
             self.server,
         )
+        grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceV2Servicer(self.inference, self.registry, self.lifecycle), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if config.server.reflection:
             reflection.enable_server_reflection(

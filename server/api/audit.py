@@ -1,6 +1,7 @@
-"""Audit interceptor: every Admin call that changes something leaves an audit record.
+"""Audit interceptor: every admin call that changes something leaves an audit record.
 
-Read-only calls (Get*, List*) are not recorded. The actor is the peer address until
+Read-only Admin calls (Get*, List*) are not recorded; of the Open Inference Protocol,
+the repository load/unload calls are. The actor is the peer address until
 authentication exists; then it becomes the authenticated identity. Sits inside the
 error interceptor, so it sees the domain error and records it as the result.
 """
@@ -23,6 +24,19 @@ log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/aftercare.v1.Admin/"
 _READ_ONLY = ("Get", "List")
+# The Open Inference Protocol's repository calls change what serves: audited too.
+_OIP_AUDITED = {"/inference.GRPCInferenceService/RepositoryModelLoad",
+                "/inference.GRPCInferenceService/RepositoryModelUnload"}
+
+
+def audited_action(method: str) -> str | None:
+    """The action name an RPC is audited under, or None for reads and data calls."""
+    if method in _OIP_AUDITED:
+        return method.rsplit("/", 1)[1]
+    if method.startswith(ADMIN_PREFIX):
+        action = method[len(ADMIN_PREFIX):]
+        return None if action.startswith(_READ_ONLY) else action
+    return None
 
 
 def actor_of(context: aio.ServicerContext) -> str:
@@ -41,10 +55,8 @@ class AuditInterceptor(aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or not method.startswith(ADMIN_PREFIX):
-            return handler
-        action = method[len(ADMIN_PREFIX):]
-        if action.startswith(_READ_ONLY):
+        action = audited_action(method)
+        if handler is None or handler.unary_unary is None or action is None:
             return handler
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:

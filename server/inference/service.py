@@ -53,6 +53,14 @@ def label_of(result: Classification) -> str:
     return OUT_OF_SCOPE if result.out_of_scope else result.intent
 
 
+class TextOutputs(msgspec.Struct, frozen=True):
+    name: str
+    version: int
+    labels: list[str]  # [] for an embedder
+    probabilities: np.ndarray | None  # float32 [n, len(labels)], classifiers only
+    embeddings: np.ndarray  # float32 [n, dim]
+
+
 class Embeddings(msgspec.Struct, frozen=True):
     vectors: np.ndarray  # float32 [n, dim], L2-normalized
     model_version: str
@@ -172,6 +180,27 @@ class InferenceService:
             rows = await asyncio.gather(*(emb.infer(t, deadline) for t in texts))
             vectors = np.stack([r[0] for r in rows]).astype(np.float32, copy=False)
             return Embeddings(vectors=vectors, model_version=emb.model_version)
+
+    async def infer_texts(
+        self, name: str, version: int, texts: Sequence[str], deadline: float | None = None
+    ) -> TextOutputs:
+        """Every output of one model version for `texts`, through its batcher (the Open
+        Inference Protocol path: it shares batches with Classify and Embed)."""
+        if not name:
+            raise InvalidInput("model name is empty")
+        if not texts:
+            raise InvalidInput("no texts")
+        if len(texts) > self._limits.max_texts:
+            raise InvalidInput(f"{len(texts)} texts; the limit is {self._limits.max_texts}")
+        for i, text in enumerate(texts):
+            self._check_text(text, f"TEXT[{i}]")
+        wanted = f"{name}/{version}" if version else name
+        async with self.registry.use(CLASSIFIER, wanted) as model:
+            rows = await asyncio.gather(*(model.infer(t, deadline) for t in texts))
+            labels = list(model.manifest.get("labels", []))
+            probabilities = np.stack([r[0] for r in rows]).astype(np.float32) if labels else None
+            embeddings = np.stack([r[-1] for r in rows]).astype(np.float32, copy=False)
+            return TextOutputs(model.name, model.version, labels, probabilities, embeddings)
 
     def embedder_version(self) -> str:
         return self.registry.get(EMBEDDER).model_version
