@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,9 +39,11 @@ from server.api.errors import ErrorInterceptor
 from server.api.inference_v2 import InferenceV2Servicer
 from server.api.support import SupportServicer
 from server.config import Config
+from server.errors import Unavailable
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
-from server.inference.lifecycle import ModelLifecycle
+from server.inference.encoder import EncoderModel
+from server.inference.lifecycle import ModelLifecycle, index_identity
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
 from server.inference.traffic import TrafficRouter
@@ -89,6 +92,7 @@ class App:
         self.inference.traffic = self.traffic
         self.lifecycle.on_activated.append(self.traffic.on_activated)
         self.lifecycle.unload_guards.append(self.traffic.unload_guard)
+        self.lifecycle.set_swap_hook(EMBEDDER, self._embedder_swap)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(
@@ -178,19 +182,38 @@ class App:
         await self._set_serving(True)
         log.info("aftercare serving on port %d", self.port)
 
-    async def _embed_for_index(self, texts: list[str]) -> np.ndarray:
-        return (await self.inference.embed_documents(texts)).vectors
+    async def _load_shop(self, data_dir: str = "", embedder: EncoderModel | None = None
+                         ) -> ShopKnowledge:
+        """Build the shop with an index from `embedder` (default: the served one).
 
-    async def _load_shop(self, data_dir: str = "") -> ShopKnowledge:
-        embedder = self.registry.get(EMBEDDER)
+        The index is pinned to that encoder: its chunks are embedded by exactly that
+        version, it is saved in that version's own folder (so a rollback finds it
+        again), and its manifest names the encoder hash."""
+        target = embedder or self.registry.get(EMBEDDER)
         data = self.config.data
         if data_dir:
             data = msgspec.structs.replace(data, dir=data_dir)
-        return await load_shop(
-            data, self.config.retrieval, self._embed_for_index,
-            embedder.model_version, int(embedder.manifest.get("embedding_dim", 384)),
-            self.executor, REPO_ROOT,
+        identity = index_identity(target)
+
+        async def embed(texts: list[str]) -> np.ndarray:
+            return (await self.inference.embed_documents(texts, target.model_version)).vectors
+
+        folder = Path(self.config.retrieval.index_dir) / f"{target.name}-{target.version}"
+        retrieval = msgspec.structs.replace(self.config.retrieval, index_dir=str(folder))
+        shop = await load_shop(
+            data, retrieval, embed, identity,
+            int(target.manifest.get("embedding_dim", 384)), self.executor, REPO_ROOT,
         )
+        if embedder is None and index_identity(self.registry.get(EMBEDDER)) != identity:
+            # The embedder was swapped while this reload built: never serve a mismatch.
+            raise Unavailable("the embedder changed during the reload; run it again")
+        return shop
+
+    async def _embedder_swap(self, model: EncoderModel) -> Callable[[], None]:
+        """Lifecycle hook: build (or load) the new embedder's index aside; the returned
+        function swaps it in, and the lifecycle swaps the embedder in the same step."""
+        shop = await self._load_shop("", model)
+        return lambda: self.knowledge.activate(shop)
 
     async def _load_knowledge(self) -> None:
         shop, _ = await self.knowledge.reload()

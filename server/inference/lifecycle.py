@@ -60,6 +60,13 @@ class Swap:
 SwapHook = Callable[[EncoderModel], Awaitable[Callable[[], None] | None]]
 
 
+def index_identity(model: EncoderModel) -> str:
+    """What an index built from `model`'s vectors records: version and encoder hash.
+    Vectors from two encoders with different identities are never compared."""
+    digest = str(model.manifest.get("encoder_sha256", ""))[:16] or "unknown"
+    return f"{model.model_version}@{digest}"
+
+
 def role_of(version: ModelVersion) -> str:
     """A version with class labels is a classifier; one without is an embedder."""
     return CLASSIFIER if version.labels else EMBEDDER

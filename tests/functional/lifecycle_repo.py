@@ -1,7 +1,8 @@
 """A throwaway model repository for lifecycle tests, built from the default models.
 
 Files are symlinked, never copied, so extra versions cost nothing:
-- intent-classifier v1, v2: the default classifier under two version numbers;
+- minilm-embedder v1, v2 and intent-classifier v1, v2: the default models under two
+  version numbers each;
 - v3: the same graph with its labels permuted, i.e. what training on consistently
   shuffled labels gives: a deliberately bad candidate that disagrees with v1;
 - v4: model.onnx replaced by bytes that are not ONNX (checksum in the manifest
@@ -49,6 +50,7 @@ def _write_model(dst: Path, data: bytes, manifest: dict, keep_checksum: bool) ->
 def build_lifecycle_repo(source: Path, root: Path) -> Path:
     src_cls = source / CLASSIFIER / "1"
     _link_version(source / EMBEDDER / "1", root / EMBEDDER / "1", EMBEDDER, 1)
+    _link_version(source / EMBEDDER / "1", root / EMBEDDER / "2", EMBEDDER, 2)
     base = _link_version(src_cls, root / CLASSIFIER / "1", CLASSIFIER, 1)
     _link_version(src_cls, root / CLASSIFIER / "2", CLASSIFIER, 2)
     labels = list(base["labels"])

@@ -12,9 +12,10 @@ import grpc
 import pytest
 
 from aftercare.v1 import admin_pb2, admin_pb2_grpc, support_pb2, support_pb2_grpc
+from server.inference.lifecycle import index_identity
 from server.inference.rss import rss_mb
 from tests.functional.harness import ServerThread
-from tests.functional.lifecycle_repo import CLASSIFIER, NOT_ONNX, TRUNCATED
+from tests.functional.lifecycle_repo import CLASSIFIER, EMBEDDER, NOT_ONNX, TRUNCATED
 
 TEXTS = ["where is my order", "I want a refund", "cancel my order please",
          "my card was declined", "talk to a human", "change my delivery address"]
@@ -200,3 +201,24 @@ def test_admin_calls_are_audited_with_the_peer(server: ServerThread,
         admin_pb2.GetTrafficReportRequest(name=CLASSIFIER), timeout=10)
     kinds = {e.kind for e in report.events}
     assert {"loaded", "load_failed", "activated", "rolled_back", "unloaded"} <= kinds
+
+
+def test_embedder_and_its_index_swap_together(server: ServerThread,
+                                              channel: grpc.Channel) -> None:
+    app = server.app
+    assert app is not None
+    admin = _admin(channel)
+    search = support_pb2.SearchRequest(query="how do I return an item", top_k=3)
+    swap = admin.ActivateModel(admin_pb2.ActivateModelRequest(name=EMBEDDER, version=2),
+                               timeout=300)
+    assert swap.active == f"{EMBEDDER}/2"
+    active = app.registry.get("embedder")
+    # The served index was built from exactly the served encoder (version and hash).
+    assert app.knowledge.current.retriever.version.startswith(index_identity(active) + "+")
+    passages = support_pb2_grpc.SupportStub(channel).Search(search, timeout=30)
+    assert passages.passages and passages.index_version.startswith(f"{EMBEDDER}/2@")
+    back = admin.Rollback(admin_pb2.RollbackRequest(name=EMBEDDER), timeout=300)
+    assert back.active == f"{EMBEDDER}/1"
+    assert app.knowledge.current.index_action == "loaded"  # v1's persisted index, found again
+    active = app.registry.get("embedder")
+    assert app.knowledge.current.retriever.version.startswith(index_identity(active) + "+")
