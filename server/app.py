@@ -113,7 +113,8 @@ class App:
                             FeedbackService(self.records, detector)),
             self.server,
         )
-        agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records), self.server)
+        agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records, self.audit),
+                                                   self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.records, self.policies, self.registry, self.knowledge,
                           self.executor, self.lifecycle, self.traffic, self.audit),

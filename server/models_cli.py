@@ -1,5 +1,7 @@
 """`aftercare models status|load|activate|rollback|unload|traffic|report`: the model
-lifecycle from a shell, against a running server (`--server HOST:PORT`).
+lifecycle from a shell, against a running server (`--server HOST:PORT`); and
+`aftercare models retrain`, which builds a classifier version from the corrections in
+the records database (offline; `--server` only tells it which version is active).
 
 Human-readable tables by default; `--json` prints one JSON document for scripts.
 Errors print the server's status code and message and exit 2.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -86,6 +89,28 @@ def register(subparsers: Any) -> None:
     report = add("report", parents=[common], help="per-version traffic figures and events")
     report.add_argument("name")
     report.set_defaults(func=_report)
+    retrain = add("retrain", help="build a classifier version from base data + corrections")
+    retrain.add_argument("--since", default="", help="only corrections from this ISO date on")
+    retrain.add_argument("--min-corrections", type=int, default=1,
+                         help="refuse to run with fewer corrections (default 1)")
+    retrain.add_argument("--weight", type=int, default=3, help="copies of each correction")
+    retrain.add_argument("--force", action="store_true",
+                         help="write the version even if it is worse on the base folds")
+    retrain.add_argument("--records", help="records database (default: config records.path)")
+    retrain.add_argument("--config", help="TOML config file (records path, repository)")
+    retrain.add_argument("--repository", type=Path, help="model repository (default config)")
+    retrain.add_argument("--intents", type=Path, help="base training CSV (default demo intents)")
+    retrain.add_argument("--server", default="", help="HOST:PORT to ask for the active version "
+                         "(default: the newest classifier on disk)")
+    retrain.add_argument("--text-col", default="text")
+    retrain.add_argument("--label-col", default="intent")
+    retrain.add_argument("--max-length", type=int, default=128)
+    retrain.add_argument("--source", type=Path, help="a Hugging Face model folder (default MiniLM)")
+    retrain.add_argument("--cache-dir", type=Path, help="encoder cache")
+    retrain.add_argument("--augment-copies", type=int, default=2)
+    retrain.add_argument("--cosine-floor", type=float, default=0.98)
+    retrain.add_argument("--seed", type=int, default=0)
+    retrain.set_defaults(func=_retrain)
 
 
 def _call(args: argparse.Namespace, fn: Callable[[admin_pb2_grpc.AdminStub], Any]) -> Any:
@@ -205,3 +230,50 @@ def _report(args: argparse.Namespace) -> int:
               [(e.at, e.kind, e.actor, e.detail) for e in rep.events[-20:]])
 
     return _print(args, rep, table)
+
+
+def _active_classifier(server: str, name: str, timeout: float = 30.0) -> int:
+    with grpc.insecure_channel(server) as channel:
+        try:
+            models = admin_pb2_grpc.AdminStub(channel).ListModels(
+                admin_pb2.ListModelsRequest(), timeout=timeout).models
+        except grpc.RpcError as exc:
+            raise ServerCallFailed(f"{server}: {exc.code().name}: {exc.details()}") from None
+    return next((m.version for m in models if m.name == name and m.state == "ACTIVE"), 0)
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from models.build import CLASSIFIER_NAME, BuildOptions
+    from models.cli import default_cache_dir
+    from models.repository import ModelRepository
+    from models.retrain import LabelledExample, retrain_classifier
+    from server.config import load_config
+    from server.records.audit import read_corrections
+
+    config = load_config(args.config)
+    records = args.records or config.records.path
+    stored = read_corrections(records, args.since)
+    if len(stored) < max(1, args.min_corrections):
+        raise ServerCallFailed(f"{len(stored)} corrections in {records}"
+                               f"{' since ' + args.since if args.since else ''}; "
+                               f"need at least {max(1, args.min_corrections)}")
+    options = BuildOptions(
+        repository=args.repository or Path(config.models.repository), intents=args.intents,
+        text_col=args.text_col, label_col=args.label_col, only="classifier",
+        max_length=args.max_length, source=args.source,
+        cache_dir=args.cache_dir or default_cache_dir(), augment_copies=args.augment_copies,
+        seed=args.seed, cosine_floor=args.cosine_floor,
+    )
+    repo = ModelRepository(options.repository)
+    version = _active_classifier(args.server, CLASSIFIER_NAME) if args.server else 0
+    active = repo.get(CLASSIFIER_NAME, version) if version else (
+        repo.latest(CLASSIFIER_NAME) if repo.versions(CLASSIFIER_NAME) else None)
+    result = retrain_classifier(
+        options, [LabelledExample(c.seq, c.text, c.true_intent) for c in stored], active,
+        weight=args.weight, force=args.force)
+    print(f"{result.version.name} v{result.version.version} -> {result.version.path}: "
+          f"base held-out macro-F1 {result.figures['base_heldout_macro_f1']:.4f} (active "
+          f"{result.figures['active_base_heldout_macro_f1']:.4f}), "
+          f"{result.figures['corrections']} corrections")
+    print(json.dumps({"version": result.version.version, **result.figures}, sort_keys=True))
+    return 0

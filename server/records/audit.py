@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS corrections (
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+def check_label(true_intent: str) -> str:
+    label = true_intent.strip()
+    if not _LABEL_RE.match(label):
+        raise InvalidInput("true_intent must be a label of [A-Za-z0-9_.-], 1-64 chars")
+    return label
+
+
 class AuditRecord(msgspec.Struct, frozen=True):
     at: str
     actor: str
@@ -101,9 +108,7 @@ class AuditLog:
     async def add_correction(self, decision_id: str, true_intent: str, note: str,
                              actor: str) -> tuple[str, bool]:
         """Store the decision's redacted text with its true label: (id, duplicate)."""
-        label = true_intent.strip()
-        if not _LABEL_RE.match(label):
-            raise InvalidInput("true_intent must be a label of [A-Za-z0-9_.-], 1-64 chars")
+        label = check_label(true_intent)
         decision = await self._store.get_decision(decision_id)  # NotFound if unknown
         text = decision.redacted_input.strip()
         if not text:
