@@ -212,7 +212,8 @@ class ModelLifecycle:
         for callback in self.on_activated:
             callback(name, entry.version)
         prev = previous.model_version if previous else ""
-        await self._event(name, kind, f"{prev or '-'} -> {model.model_version}", actor)
+        await self._event(name, kind, f"{prev or '-'} -> {model.model_version} "
+                          f"(swap {swap_ms:.3f} ms, load {load_ms:.0f} ms)", actor)
         return Swap(prev, model.model_version, load_ms, swap_ms)
 
     async def rollback(self, name: str, actor: str = "") -> Swap:
