@@ -7,7 +7,8 @@ Files are symlinked, never copied, so extra versions cost nothing:
   shuffled labels gives: a deliberately bad candidate that disagrees with v1;
 - v4: model.onnx replaced by bytes that are not ONNX (checksum in the manifest
   matches them, so the failure comes from opening the model);
-- v5: model.onnx truncated while the manifest keeps the original checksum.
+- v5: model.onnx truncated while the manifest keeps the original checksum;
+- v6: a manifest with one label fewer than the graph's outputs (wrong outputs).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ EMBEDDER = "minilm-embedder"
 SHUFFLED = 3
 NOT_ONNX = 4
 TRUNCATED = 5
+WRONG_LABELS = 6
 
 
 def _link_version(src: Path, dst: Path, name: str, version: int,
@@ -63,4 +65,6 @@ def build_lifecycle_repo(source: Path, root: Path) -> Path:
     m5 = _link_version(src_cls, root / CLASSIFIER / str(TRUNCATED), CLASSIFIER, TRUNCATED)
     head = (src_cls / "model.onnx").read_bytes()[:4096]
     _write_model(root / CLASSIFIER / str(TRUNCATED), head, m5, True)
+    _link_version(src_cls, root / CLASSIFIER / str(WRONG_LABELS), CLASSIFIER, WRONG_LABELS,
+                  labels[:-1])
     return root

@@ -15,7 +15,13 @@ from aftercare.v1 import admin_pb2, admin_pb2_grpc, support_pb2, support_pb2_grp
 from server.inference.lifecycle import index_identity
 from server.inference.rss import rss_mb
 from tests.functional.harness import ServerThread
-from tests.functional.lifecycle_repo import CLASSIFIER, EMBEDDER, NOT_ONNX, TRUNCATED
+from tests.functional.lifecycle_repo import (
+    CLASSIFIER,
+    EMBEDDER,
+    NOT_ONNX,
+    TRUNCATED,
+    WRONG_LABELS,
+)
 
 TEXTS = ["where is my order", "I want a refund", "cancel my order please",
          "my card was declined", "talk to a human", "change my delivery address"]
@@ -134,7 +140,8 @@ def test_zero_drops_while_activations_alternate(server: ServerThread,
 
 
 @pytest.mark.parametrize(("version", "reason"), [(NOT_ONNX, "INVALID_PROTOBUF"),
-                                                 (TRUNCATED, "sha256 mismatch")])
+                                                 (TRUNCATED, "sha256 mismatch"),
+                                                 (WRONG_LABELS, "probabilities have shape")])
 def test_corrupt_candidate_under_load(server: ServerThread, channel: grpc.Channel,
                                       version: int, reason: str) -> None:
     admin = _admin(channel)
