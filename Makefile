@@ -5,14 +5,14 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PROTOS := $(wildcard proto/aftercare/v1/*.proto)
+PROTOS := $(wildcard proto/aftercare/v1/*.proto proto/aftercare/inference/v2/*.proto)
 GEN := aftercare/v1/support_pb2.py
 
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: serve test fuzz lint typecheck proto models bench-deps clean
+.PHONY: serve test fuzz lint typecheck proto models bench-deps clean gpu-check
 
 serve: models
 	$(BIN)/aftercare serve
@@ -50,6 +50,11 @@ lint: $(STAMP)
 
 typecheck: proto
 	$(BIN)/mypy server kernels models bench
+
+# On an NVIDIA machine: CUDA really used by both models (also after a hot swap), and
+# `bench classify` there; elsewhere it says there is no GPU and exits 0.
+gpu-check: proto
+	$(BIN)/python -m bench.gpu_check
 
 bench-deps: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]' --config-settings editable_mode=compat

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from aftercare.inference.v2 import grpc_service_pb2, grpc_service_pb2_grpc
 from aftercare.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -31,28 +33,33 @@ from aftercare.v1 import (
     support_pb2_grpc,
 )
 from kernels import warmup as warm_kernels
-from models.repository import ModelRepository
 from server.access.credentials import Authenticator
 from server.api.admin import AdminServicer
 from server.api.agent import AgentServicer
+from server.api.audit import AuditInterceptor
 from server.api.auth import AuthInterceptor
 from server.api.errors import ErrorInterceptor
+from server.api.inference_v2 import InferenceV2Servicer
 from server.api.support import SupportServicer
 from server.api.tls import ServerTls
 from server.concurrency import run_blocking
 from server.config import Config
 from server.conversation.flow_sources import configured_flows
+from server.errors import Unavailable
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
 from server.inference.encoder import EncoderModel
+from server.inference.lifecycle import ModelLifecycle, index_identity
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
+from server.inference.traffic import TrafficRouter
 from server.knowledge.retrieval.affinity import learn_from_documents
 from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.observability.wiring import Observability
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
+from server.records.audit import AuditLog
 from server.records.citations import confirmed_citations
 from server.records.drafts import DraftStore
 from server.records.retention import RetentionLog
@@ -65,6 +72,7 @@ SERVICE_NAMES = (
     support_pb2.DESCRIPTOR.services_by_name["Support"].full_name,
     agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
 )
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +85,7 @@ class App:
         self.executor = ThreadPoolExecutor(
             max_workers=config.executor_threads, thread_name_prefix="aftercare-cpu"
         )
-        self.registry = ModelRegistry()
+        self.registry = ModelRegistry(config.models.keep_ready)
         self.inference = InferenceService(self.registry, config.models)
         self.knowledge = KnowledgeService(
             self.executor, config.retrieval.default_top_k, self._load_shop
@@ -89,6 +97,20 @@ class App:
         self.drafts = DraftStore(self.records)
         self.observe = Observability(config, self.registry, self.records, self.knowledge)
         self.inference.on_classified.append(self.observe.on_classified)
+        self.audit = AuditLog(self.records)
+        self.lifecycle = ModelLifecycle(
+            self.registry, config.models,
+            {CLASSIFIER: config.classifier_batcher, EMBEDDER: config.embedder_batcher},
+            self.executor, self.audit, observers=self.observe.batch_observer,
+        )
+        self.traffic = TrafficRouter(
+            self.registry, self.inference.run_shadow, self.audit,
+            config.traffic.shadow_queue_size, config.traffic.shadow_workers,
+        )
+        self.inference.traffic = self.traffic
+        self.lifecycle.on_activated.append(self.traffic.on_activated)
+        self.lifecycle.unload_guards.append(self.traffic.unload_guard)
+        self.lifecycle.set_swap_hook(EMBEDDER, self._embedder_swap)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.respond = RespondPipeline(
@@ -115,14 +137,16 @@ class App:
                             FeedbackService(self.records, detector), self.retention),
             self.server,
         )
-        agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records, self.drafts),
-                                                   self.server)
+        agent_pb2_grpc.add_AgentServicer_to_server(
+            AgentServicer(self.records, self.drafts, self.audit), self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.records, self.policies, self.registry, self.knowledge,
-                          self.executor, retention=self.retention,
-                          reports=self.observe.reports),
+                          self.executor, retention=self.retention, reports=self.observe.reports,
+                          lifecycle=self.lifecycle, traffic=self.traffic, audit=self.audit),
             self.server,
         )
+        grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceV2Servicer(self.inference, self.registry, self.lifecycle), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if config.server.reflection:
             reflection.enable_server_reflection(
@@ -137,12 +161,13 @@ class App:
         self._closed = asyncio.Event()  # stop() finished: records flushed, all closed
 
     def _interceptors(self) -> list[aio.ServerInterceptor]:
-        """Outermost first: tracing, metrics, access control, then the error -> status
-        mapping (so rejected calls are traced and counted too)."""
+        """Outermost first: tracing, metrics, access control, the error -> status mapping
+        (so rejected calls are traced and counted too), then the admin audit trail."""
         chain: list[aio.ServerInterceptor] = [*self.observe.interceptors()]
         if self.config.auth.enabled:
             chain.append(AuthInterceptor(Authenticator(self.config.auth)))
         chain.append(ErrorInterceptor())
+        chain.append(AuditInterceptor(self.audit))
         return chain
 
     def reload_tls(self) -> None:
@@ -177,38 +202,19 @@ class App:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, status)
 
-    def _load_encoder(self, role: str) -> EncoderModel:
-        cfg = self.config.models
-        repo = ModelRepository(Path(cfg.repository))
-        name, version = (
-            (cfg.classifier, cfg.classifier_version)
-            if role == CLASSIFIER
-            else (cfg.embedder, cfg.embedder_version)
-        )
-        mv = repo.get(name, version) if version else repo.latest(name)
-        if cfg.verify_checksums:
-            mv.verify()
-        batcher = (
-            self.config.classifier_batcher if role == CLASSIFIER else self.config.embedder_batcher
-        )
-        # The classifier's embedding output comes along for free (one encoder pass):
-        # Respond searches with it when the encoder is the embedder's.
-        outputs = ["probabilities", "embedding"] if role == CLASSIFIER else ["embedding"]
-        model = EncoderModel(mv, cfg, batcher, self.executor, outputs,
-                             self.observe.batch_observer(mv.name, mv.version))
-        model.warm_up()
-        return model
-
     async def start(self) -> None:
         await self._set_serving(False)
         await self.records.start()
         await self.drafts.start()
+        await self.audit.start()
+        self.traffic.start()
         await self.server.start()
         self.observe.start_http()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
-        for role in (CLASSIFIER, EMBEDDER):
-            model = await run_blocking(self.executor, self._load_encoder, role)
-            self.registry.activate(role, model)
+        cfg = self.config.models
+        for role, name, version in ((CLASSIFIER, cfg.classifier, cfg.classifier_version),
+                                    (EMBEDDER, cfg.embedder, cfg.embedder_version)):
+            model = await self.lifecycle.activate_initial(role, name, version)
             log.info("%s: %s on %s", role, model.model_version, model.providers)
         await self._load_knowledge()
         await self.retention.shop()  # the retention index of the loaded snapshot
@@ -222,19 +228,32 @@ class App:
         await self._set_serving(True)
         log.info("aftercare serving on port %d", self.port)
 
-    async def _embed_for_index(self, texts: list[str]) -> np.ndarray:
-        return (await self.inference.embed_documents(texts, bulk=True)).vectors
+    async def _load_shop(self, data_dir: str = "", embedder: EncoderModel | None = None
+                         ) -> ShopKnowledge:
+        """Build the shop with an index from `embedder` (default: the served one).
 
-    async def _load_shop(self, data_dir: str = "") -> ShopKnowledge:
-        embedder = self.registry.get(EMBEDDER)
+        The index is pinned to that encoder: its chunks are embedded by exactly that
+        version, it is saved in that version's own folder (so a rollback finds it
+        again), and its manifest names the encoder hash."""
+        target = embedder or self.registry.get(EMBEDDER)
         data = self.config.data
         if data_dir:
             data = msgspec.structs.replace(data, dir=data_dir)
+        identity = index_identity(target)
+
+        async def embed(texts: list[str]) -> np.ndarray:
+            return (await self.inference.embed_documents(
+                texts, target.model_version, bulk=True)).vectors
+
+        folder = Path(self.config.retrieval.index_dir) / f"{target.name}-{target.version}"
+        retrieval = msgspec.structs.replace(self.config.retrieval, index_dir=str(folder))
         shop = await load_shop(
-            data, self.config.retrieval, self._embed_for_index,
-            embedder.model_version, int(embedder.manifest.get("embedding_dim", 384)),
-            self.executor, REPO_ROOT,
+            data, retrieval, embed, identity,
+            int(target.manifest.get("embedding_dim", 384)), self.executor, REPO_ROOT,
         )
+        if embedder is None and index_identity(self.registry.get(EMBEDDER)) != identity:
+            # The embedder was swapped while this reload built: never serve a mismatch.
+            raise Unavailable("the embedder changed during the reload; run it again")
         return await self._with_affinity(shop)
 
     async def _with_affinity(self, shop: ShopKnowledge) -> ShopKnowledge:
@@ -253,6 +272,11 @@ class App:
                  len(learned.by_intent), learned.documents, learned.classifier_version,
                  sum(cited.values()))
         return dataclasses.replace(shop, affinity=learned)
+    async def _embedder_swap(self, model: EncoderModel) -> Callable[[], None]:
+        """Lifecycle hook: build (or load) the new embedder's index aside; the returned
+        function swaps it in, and the lifecycle swaps the embedder in the same step."""
+        shop = await self._load_shop("", model)
+        return lambda: self.knowledge.activate(shop)
 
     async def _load_knowledge(self) -> None:
         shop, _ = await self.knowledge.reload()
@@ -265,6 +289,7 @@ class App:
         try:
             await self._set_serving(False)
             await self.server.stop(self.config.server.grace_s if grace is None else grace)
+            await self.traffic.close()
             await self.registry.close()
             await self.records.close()
             self.observe.stop()

@@ -23,7 +23,7 @@ log = logging.getLogger("aftercare")
 # (module, function) pairs that add subcommands to a subparsers object. Imported
 # lazily when present, so the CLI still works while an area is missing.
 _BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond",
-          "bench.affinity", "bench.burst", "bench.metrics_overhead")
+          "bench.affinity", "bench.burst", "bench.metrics_overhead", "bench.swap")
 _EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),
          ("server.retention_cli", "register_eval"))
 
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensure.add_argument("--repository", default="models/repository")
     ensure.set_defaults(func=_cmd_models_ensure)
     _mount(models, "models.cli")
+    _mount(models, "server.models_cli")  # status, load, activate, ... against a server
 
     _mount(sub, "server.shop_cli")  # ingest, demo
     _mount(sub, "server.ask_cli")  # ask

@@ -65,6 +65,8 @@ class ModelsConfig(_Section):
     max_text_bytes: int = 8192
     max_texts: int = 256  # per Embed call
     verify_checksums: bool = True
+    # Former active versions per model kept loaded (READY) for a fast rollback.
+    keep_ready: int = 1
 
 
 class BatcherConfig(_Section):
@@ -231,6 +233,13 @@ class DriftConfig(_Section):
     min_samples: int = 50
 
 
+class TrafficConfig(_Section):
+    # The shadow lane: jobs that do not fit the queue are dropped (and counted), so a
+    # slow candidate never delays live answers.
+    shadow_queue_size: int = 64
+    shadow_workers: int = 2
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
@@ -248,6 +257,7 @@ class Config(_Section):
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
     kpis: KpisConfig = msgspec.field(default_factory=KpisConfig)
     drift: DriftConfig = msgspec.field(default_factory=DriftConfig)
+    traffic: TrafficConfig = msgspec.field(default_factory=TrafficConfig)
     executor_threads: int = 4  # CPU work off the event loop (tokenize, ONNX, kernels)
     log_level: str = "INFO"
 

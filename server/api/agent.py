@@ -7,14 +7,17 @@ from grpc import aio
 from aftercare.v1 import agent_pb2, agent_pb2_grpc
 from server.api.drafts_pb import draft_pb, rates_pb
 from server.api.records_pb import action_pb, handoff_pb
+from server.records.audit import AuditLog, check_label
 from server.records.drafts import DraftStore
 from server.records.store import RecordStore
 
 
 class AgentServicer(agent_pb2_grpc.AgentServicer):
-    def __init__(self, records: RecordStore, drafts: DraftStore) -> None:
+    def __init__(self, records: RecordStore, drafts: DraftStore,
+                 audit: AuditLog | None = None) -> None:
         self._records = records
         self._drafts = drafts
+        self._audit = audit
 
     async def ListHandoffs(
         self, request: agent_pb2.ListHandoffsRequest, context: aio.ServicerContext
@@ -33,9 +36,15 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     async def ResolveHandoff(
         self, request: agent_pb2.ResolveHandoffRequest, context: aio.ServicerContext
     ) -> agent_pb2.Handoff:
+        if request.true_intent and self._audit is not None:
+            check_label(request.true_intent)  # before resolving: a bad label changes nothing
         h = await self._records.transition_handoff(
             request.handoff_id, request.agent_id, "resolved", request.reply
         )
+        if request.true_intent and self._audit is not None:
+            # The agent's label for the message: a training example for `models retrain`.
+            await self._audit.add_correction(h.decision_id, request.true_intent,
+                                             f"handoff {h.handoff_id}", request.agent_id)
         return handoff_pb(h)
 
     async def ListPendingActions(

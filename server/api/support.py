@@ -35,6 +35,7 @@ class SupportServicer(support_pb2_grpc.SupportServicer):
             top_k=request.top_k,
             model=request.model,
             deadline=deadline_from_timeout(context.time_remaining()),
+            routing_key=request.routing_key,
         )
         return support_pb2.ClassifyResponse(
             intents=[types_pb2.IntentScore(name=s.name, probability=s.probability)

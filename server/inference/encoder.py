@@ -120,6 +120,9 @@ class EncoderModel:
 
     async def close(self) -> None:
         await self.batcher.close()
+        # Drop the session now, not when the collector finds the model<->batcher cycle,
+        # so an unload frees its memory at once.
+        self.session = None
 
     async def infer(self, text: str, deadline: float | None = None, bulk: bool = False) -> Row:
         """`bulk`: the server's own work (index builds), queued whatever the wait."""

@@ -15,10 +15,13 @@ import numpy as np
 
 from server.config import ModelsConfig
 from server.errors import AftercareError, InvalidInput, short
-from server.inference.encoder import EncoderModel
+from server.inference.encoder import EncoderModel, Row
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
+from server.inference.traffic import Route, TrafficRouter
 
 DEFAULT_TOP_K = 5
+OUT_OF_SCOPE = "<out_of_scope>"
+NO_ROUTE = Route(0, 0, 0)
 
 
 class IntentScore(msgspec.Struct, frozen=True):
@@ -34,6 +37,7 @@ class Classification(msgspec.Struct, frozen=True):
     # The text's sentence embedding, when the classifier's encoder is the served
     # embedder's (same encoder_sha256): callers can search with it, no second pass.
     embedding: np.ndarray | None = None
+    shadow_version: str = ""  # "<name>/<version>" that also ran on this text, if any
 
     @property
     def intent(self) -> str:
@@ -42,6 +46,19 @@ class Classification(msgspec.Struct, frozen=True):
     @property
     def confidence(self) -> float:
         return self.intents[0].probability
+
+
+def label_of(result: Classification) -> str:
+    """What agreement compares: the top intent, or out of scope."""
+    return OUT_OF_SCOPE if result.out_of_scope else result.intent
+
+
+class TextOutputs(msgspec.Struct, frozen=True):
+    name: str
+    version: int
+    labels: list[str]  # [] for an embedder
+    probabilities: np.ndarray | None  # float32 [n, len(labels)], classifiers only
+    embeddings: np.ndarray  # float32 [n, dim]
 
 
 class Embeddings(msgspec.Struct, frozen=True):
@@ -59,6 +76,7 @@ class InferenceService:
         # Told about every live classification (drift monitoring): (model, probabilities,
         # out_of_scope, embedding or None). Called on the event loop: must be cheap.
         self.on_classified: list[ClassifiedHook] = []
+        self.traffic: TrafficRouter | None = None  # canary/shadow policies, when wired
 
     def _check_text(self, text: str, what: str = "text") -> None:
         if not text or not text.strip():
@@ -70,31 +88,65 @@ class InferenceService:
             )
 
     async def classify(
-        self, text: str, top_k: int = 0, model: str = "", deadline: float | None = None
+        self, text: str, top_k: int = 0, model: str = "", deadline: float | None = None,
+        routing_key: str = "",
     ) -> Classification:
+        """`routing_key` keeps a caller (a conversation) on one side of a canary split.
+        Naming a `model` bypasses traffic policies."""
         self._check_text(text)
         if top_k < 0:
             raise InvalidInput("top_k must be >= 0")
-        async with self.registry.use(CLASSIFIER, model) as clf:
+        route = NO_ROUTE
+        if not model and self.traffic is not None:
+            active = self.registry.get(CLASSIFIER)
+            route = self.traffic.route(active.name, active.version, routing_key)
+        started = time.perf_counter()
+        async with self.registry.use(CLASSIFIER, model, route.serve) as clf:
             if "labels" not in clf.manifest:  # e.g. model="minilm-embedder"
                 raise InvalidInput(f"model {short(clf.model_version)} is not a classifier")
-            row = await clf.infer(text, deadline)
-            probabilities = row[0]
-            labels: list[str] = clf.manifest["labels"]
-            threshold = float(clf.manifest.get("oos_threshold", 0.0))
-            k = min(top_k or DEFAULT_TOP_K, len(labels))
-            order = np.argsort(-probabilities)[:k]
-            intents = [IntentScore(labels[i], float(probabilities[i])) for i in order]
-            out_of_scope = float(probabilities[order[0]]) < threshold
-            for hook in self.on_classified:
-                hook(clf, probabilities, out_of_scope, row[1] if len(row) > 1 else None)
-            return Classification(
-                intents=intents,
-                out_of_scope=out_of_scope,
-                model_version=clf.model_version,
-                threshold=threshold,
-                embedding=row[1] if len(row) > 1 and self._same_encoder(clf) else None,
-            )
+            try:
+                row = await clf.infer(text, deadline)
+            except Exception:
+                self._observe(clf, started, ok=False)
+                raise
+            self._observe(clf, started, ok=True)
+            result = self._classification(clf, row, top_k)
+            for hook in self.on_classified:  # drift monitoring
+                hook(clf, row[0], result.out_of_scope, row[1] if len(row) > 1 else None)
+        if route.shadow and self.traffic is not None:
+            self.traffic.shadow(clf.name, route, text, label_of(result), clf.version)
+            if route.shadow != clf.version:
+                result = msgspec.structs.replace(
+                    result, shadow_version=f"{clf.name}/{route.shadow}")
+        return result
+
+    def _observe(self, model: EncoderModel, started: float, ok: bool) -> None:
+        if self.traffic is not None:
+            self.traffic.observe(model.name, model.version,
+                                 (time.perf_counter() - started) * 1000, ok)
+
+    def _classification(self, clf: EncoderModel, row: Row, top_k: int) -> Classification:
+        probabilities = row[0]
+        labels: list[str] = clf.manifest["labels"]
+        threshold = float(clf.manifest.get("oos_threshold", 0.0))
+        k = min(top_k or DEFAULT_TOP_K, len(labels))
+        order = np.argsort(-probabilities)[:k]
+        intents = [IntentScore(labels[i], float(probabilities[i])) for i in order]
+        return Classification(
+            intents=intents,
+            out_of_scope=float(probabilities[order[0]]) < threshold,
+            model_version=clf.model_version,
+            threshold=threshold,
+            embedding=row[1] if len(row) > 1 and self._same_encoder(clf) else None,
+        )
+
+    async def run_shadow(self, name: str, version: int, text: str) -> str | np.ndarray:
+        """One shadow-lane run on exactly (name, version): its label or its vector."""
+        async with self.registry.use_version(name, version) as model:
+            row = await model.infer(text)
+            if model.manifest.get("labels"):
+                return label_of(self._classification(model, row, 1))
+            return row[-1]
 
     def _same_encoder(self, clf: EncoderModel) -> bool:
         try:
@@ -113,7 +165,21 @@ class InferenceService:
             raise InvalidInput(f"{len(texts)} texts; the limit is {self._limits.max_texts}")
         for i, text in enumerate(texts):
             self._check_text(text, f"texts[{i}]")
-        return await self.embed_documents(texts, model, deadline)
+        started = time.perf_counter()
+        try:
+            result = await self.embed_documents(texts, model, deadline)
+        except Exception:
+            if self.traffic is not None and not model:
+                self._observe(self.registry.get(EMBEDDER), started, ok=False)
+            raise
+        if self.traffic is not None and not model:
+            active = self.registry.get(EMBEDDER)
+            if result.model_version == active.model_version:
+                self._observe(active, started, ok=True)
+                route = self.traffic.route(active.name, active.version)
+                for text, vector in zip(texts, result.vectors, strict=True):
+                    self.traffic.shadow(active.name, route, text, vector, active.version)
+        return result
 
     async def embed_documents(
         self, texts: Sequence[str], model: str = "", deadline: float | None = None,
@@ -137,6 +203,27 @@ class InferenceService:
             probs = (np.stack([r[0] for r in rows]).astype(np.float32, copy=False) if rows
                      else np.zeros((0, len(labels)), dtype=np.float32))
             return labels, probs, clf.model_version
+
+    async def infer_texts(
+        self, name: str, version: int, texts: Sequence[str], deadline: float | None = None
+    ) -> TextOutputs:
+        """Every output of one model version for `texts`, through its batcher (the Open
+        Inference Protocol path: it shares batches with Classify and Embed)."""
+        if not name:
+            raise InvalidInput("model name is empty")
+        if not texts:
+            raise InvalidInput("no texts")
+        if len(texts) > self._limits.max_texts:
+            raise InvalidInput(f"{len(texts)} texts; the limit is {self._limits.max_texts}")
+        for i, text in enumerate(texts):
+            self._check_text(text, f"TEXT[{i}]")
+        wanted = f"{name}/{version}" if version else name
+        async with self.registry.use(CLASSIFIER, wanted) as model:
+            rows = await asyncio.gather(*(model.infer(t, deadline) for t in texts))
+            labels = list(model.manifest.get("labels", []))
+            probabilities = np.stack([r[0] for r in rows]).astype(np.float32) if labels else None
+            embeddings = np.stack([r[-1] for r in rows]).astype(np.float32, copy=False)
+            return TextOutputs(model.name, model.version, labels, probabilities, embeddings)
 
     def embedder_version(self) -> str:
         return self.registry.get(EMBEDDER).model_version

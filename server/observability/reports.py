@@ -42,7 +42,7 @@ class Reports:
                      q.channel, q.intent)
         book, days = self._orders(), self._days
         # Rows and arithmetic both on the database thread: the loop only awaits.
-        return await self._records.query(lambda conn: compute(load_rows(conn, q), book, days))
+        return await self._records.run_in_db(lambda conn: compute(load_rows(conn, q), book, days))
 
     def drift(self, model: str = "") -> list[ModelDrift]:
         return self._drift.report(model) if self._drift is not None else []

@@ -167,10 +167,13 @@ class RespondPipeline:
             rec.redacted_input, rec.pii_kinds = red.text, red.kinds
             t = mark("pii", t0)
 
-            cls = await self._inference.classify(red.text, top_k=3, deadline=deadline)
+            cls = await self._inference.classify(red.text, top_k=3, deadline=deadline,
+                                                 routing_key=rec.conversation_id)
             rec.intent, rec.confidence, rec.out_of_scope = cls.intent, cls.confidence, \
                 cls.out_of_scope
             rec.model_versions["classifier"] = cls.model_version
+            if cls.shadow_version:  # the version that also ran on this text (canary/shadow)
+                rec.model_versions["classifier_shadow"] = cls.shadow_version
             rec.model_versions["embedder"] = self._inference.embedder_version()
             t = mark("classify", t)
 

@@ -44,7 +44,7 @@ async def confirmed_citations(records: RecordStore, limit: int = 5000,
 
     counts: dict[tuple[str, str], int] = {}
     decoder = msgspec.json.Decoder(_Used)
-    for raw in await records.in_db(select):
+    for raw in await records.run_in_db(select):
         used = decoder.decode(raw)
         for sid in {str(p.get("source_id", "")) for p in used.passages} - {""}:
             counts[(used.intent, sid)] = counts.get((used.intent, sid), 0) + 1

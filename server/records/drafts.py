@@ -88,7 +88,7 @@ class DraftStore:
 
     async def start(self) -> None:
         """Create the table (the record store must be started)."""
-        await self._records.in_db(lambda c: c.executescript(DRAFTS_SCHEMA))
+        await self._records.run_in_db(lambda c: c.executescript(DRAFTS_SCHEMA))
 
     async def submit(self, draft: Draft) -> None:
         def insert(c: sqlite3.Connection) -> None:
@@ -97,7 +97,7 @@ class DraftStore:
                        draft.intent, draft.channel, "pending", "", draft.created_at or utcnow(),
                        "", draft.text, ""))
 
-        await self._records.in_db(insert)
+        await self._records.run_in_db(insert)
 
     async def get(self, decision_id: str) -> Draft:
         if not decision_id:
@@ -107,7 +107,7 @@ class DraftStore:
             return c.execute(f"SELECT {_COLUMNS} FROM drafts WHERE decision_id = ?",
                              (decision_id,)).fetchone()
 
-        row = await self._records.in_db(select)
+        row = await self._records.run_in_db(select)
         if row is None:
             raise NotFound(f"draft {decision_id} not found")
         return _row(row)
@@ -125,7 +125,7 @@ class DraftStore:
         sql = (f"SELECT {_COLUMNS} FROM drafts WHERE {' AND '.join(where)} "
                "ORDER BY created_at, decision_id LIMIT ?")
         n = max(1, min(limit or 50, 500))
-        rows = await self._records.in_db(lambda c: c.execute(sql, (*args, n)).fetchall())
+        rows = await self._records.run_in_db(lambda c: c.execute(sql, (*args, n)).fetchall())
         return [_row(r) for r in rows]
 
     async def review(self, decision_id: str, agent_id: str, verdict: str,
@@ -158,9 +158,9 @@ class DraftStore:
                 return c.execute(f"SELECT {_COLUMNS} FROM drafts WHERE decision_id = ?",
                                  (decision_id,)).fetchone()
 
-        return _row(await self._records.in_db(update))
+        return _row(await self._records.run_in_db(update))
 
     async def rates(self) -> list[ReviewRates]:
-        rows = await self._records.in_db(lambda c: c.execute(
+        rows = await self._records.run_in_db(lambda c: c.execute(
             "SELECT intent, state, COUNT(*) FROM drafts GROUP BY intent, state").fetchall())
         return review_rates((i or "", s, n) for i, s, n in rows)

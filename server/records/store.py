@@ -107,11 +107,6 @@ class RecordStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await run_blocking(self._db, fn, *args)
 
-    async def in_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the database thread: for stores of other record kinds
-        (drafts) that live in the same database."""
-        return await self._run(lambda: fn(self._c()))
-
     def _c(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("record store is not open")
@@ -357,16 +352,10 @@ class RecordStore:
         if self._queue is not None and self._writer is not None and not self._writer.done():
             await self._queue.join()
 
-    # -- for record modules of other areas (e.g. records/retention.py) ----------------------
+    # -- for the record kinds kept in their own modules (drafts, audit, retention, KPIs) ---
     async def run_in_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the database thread (after queued records commit)."""
-        await self.flush_pending()
-        return await self._run(lambda: fn(self._c()))
-
-    # -- reports ---------------------------------------------------------------------------
-    async def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a reading function (KPIs) on the database thread, after every queued
-        record is committed."""
+        """Run `fn(connection)` on the database thread, once every record queued so far
+        is committed (so reads see them); the one door for records/*.py modules."""
         await self.flush_pending()
         return await self._run(lambda: fn(self._c()))
 
