@@ -13,8 +13,6 @@ order and scores that instead, so weights can be tuned without touching the test
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
 from collections.abc import Callable
@@ -163,18 +161,3 @@ def run(data_dir: Path | str, weights: RecommendWeights | None = None,
                          "p95": round(float(np.percentile(lat, 95)), 3)},
     }
 
-
-def _cmd(args: argparse.Namespace) -> int:
-    result = run(args.data, validation=args.validation, limit=args.limit)
-    print(json.dumps(result))
-    return 0
-
-
-def register_eval(subparsers: Any) -> None:
-    """Add `recommend` to the `aftercare eval` subcommands."""
-    p = subparsers.add_parser("recommend", help="hit-rate/NDCG@10: graph vs popularity, item-kNN")
-    p.add_argument("--data", required=True, help="shop data directory")
-    p.add_argument("--validation", action="store_true",
-                   help="score the second-to-last orders (for tuning) instead of the last")
-    p.add_argument("--limit", type=int, help="evaluate at most this many customers")
-    p.set_defaults(func=_cmd)
