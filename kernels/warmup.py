@@ -8,6 +8,7 @@ import numpy as np
 
 from kernels.copurchase import copurchase_scores
 from kernels.pagerank import personalized_pagerank, walk_graph
+from kernels.push import local_pagerank
 from kernels.replenish import replenishment_scores
 from kernels.scoring import neighbour_scores, reweight_edges
 from kernels.topk import top_k_excluding
@@ -22,7 +23,9 @@ def warmup() -> float:
     types = np.zeros(4, dtype=np.int8)
     w = reweight_edges(weights, types, np.ones(1))
     for wt in (w, w * 0.1):  # float32 storage (exact weights) and float64 storage
-        personalized_pagerank(walk_graph(indptr, indices, wt), np.array([1.0, 0.0, 0.0]))
+        walk = walk_graph(indptr, indices, wt)
+        personalized_pagerank(walk, np.array([1.0, 0.0, 0.0]))
+        local_pagerank(walk, np.array([0]), np.array([1.0]))
     neighbour_scores(indptr, indices, w, np.array([0]), np.array([1.0]))
     # Customers 0 and 1 over items 0..2, with the matching item view.
     copurchase_scores(
