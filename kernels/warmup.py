@@ -11,7 +11,7 @@ from kernels.pagerank import personalized_pagerank, walk_graph
 from kernels.push import local_pagerank
 from kernels.replenish import replenishment_scores
 from kernels.scoring import neighbour_scores, reweight_edges
-from kernels.topk import top_k_excluding
+from kernels.topk import top_k_excluding, top_k_rows
 
 
 def warmup() -> float:
@@ -36,4 +36,5 @@ def warmup() -> float:
     )
     replenishment_scores(np.array([0.0, np.nan]), np.array([30.0, 0.0]), 20.0)
     top_k_excluding(np.array([0.5, 0.2, 0.9]), 2, np.zeros(3, dtype=np.bool_))
+    top_k_rows(np.array([[0.5, 0.2, 0.9]]), 2, np.zeros((1, 3), dtype=np.bool_))
     return time.perf_counter() - start
