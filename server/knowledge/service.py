@@ -29,6 +29,7 @@ from server.knowledge.graph.facts import (
 )
 from server.knowledge.graph.graph import KnowledgeGraph
 from server.knowledge.recommend.recommender import Recommendation, Recommender
+from server.knowledge.recommend.tuning import RecommenderTuning, tune
 from server.knowledge.retrieval.retriever import Passage, Retriever
 from server.knowledge.retrieval.vector_index import HnswParams
 from server.knowledge.shop.schema import Article, Snapshot
@@ -60,6 +61,8 @@ class ShopKnowledge:
     recommender: Recommender
     retriever: Retriever
     index_action: str = "built"  # built | loaded (from a matching saved index)
+    # The mix the recommender tuned for this shop, with its validation figures.
+    recommender_tuning: RecommenderTuning | None = None
 
     @property
     def snapshot_id(self) -> str:
@@ -96,8 +99,8 @@ def shared_articles(cfg: DataConfig, repo_root: Path) -> list[Article]:
     return out
 
 
-def _build_sync(data: DataConfig, repo_root: Path) -> tuple[Snapshot, KnowledgeGraph, Facts,
-                                                            Recommender, list[Article]]:
+def _build_sync(data: DataConfig, repo_root: Path) -> tuple[
+        Snapshot, KnowledgeGraph, Facts, Recommender, list[Article], RecommenderTuning]:
     from server.knowledge.shop.ingest import ingest_dir
 
     path = resolve_data_dir(data)
@@ -109,9 +112,13 @@ def _build_sync(data: DataConfig, repo_root: Path) -> tuple[Snapshot, KnowledgeG
     snapshot = result.snapshot
     graph = KnowledgeGraph.build(snapshot)
     facts = Facts(snapshot)
-    recommender = Recommender(graph)
+    tuning = tune(snapshot)
+    recommender = Recommender(graph, tuning.weights)
+    log.info("recommender tuned in %.2f s on %d customers: %s (%s) %s; validation %s",
+             tuning.seconds, tuning.customers, tuning.choice, tuning.leans_on, tuning.note,
+             msgspec.json.encode(tuning.validation).decode())
     extra = shared_articles(data, repo_root)
-    return snapshot, graph, facts, recommender, extra
+    return snapshot, graph, facts, recommender, extra, tuning
 
 
 async def load_shop(
@@ -124,7 +131,7 @@ async def load_shop(
     repo_root: Path,
 ) -> ShopKnowledge:
     loop = asyncio.get_running_loop()
-    snapshot, graph, facts, recommender, extra = await loop.run_in_executor(
+    snapshot, graph, facts, recommender, extra, tuning = await loop.run_in_executor(
         executor, _build_sync, data, repo_root
     )
     params = HnswParams(M=retrieval.m, ef_construction=retrieval.ef_construction, ef=retrieval.ef)
@@ -135,7 +142,8 @@ async def load_shop(
     )
     log.info("retrieval index %s: %d chunks in %.1fs %s", built.action, built.chunks,
              built.seconds, built.reason)
-    return ShopKnowledge(snapshot, graph, facts, recommender, retriever, built.action)
+    return ShopKnowledge(snapshot, graph, facts, recommender, retriever, built.action,
+                         recommender_tuning=tuning)
 
 
 ShopLoader = Callable[[str], Awaitable[ShopKnowledge]]  # data dir ("" = configured)
