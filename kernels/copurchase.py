@@ -7,7 +7,8 @@ items s with weights w_s, the score of item j is
     sum_s w_s * sum_{c bought s and j, c != exclude} 0.5 ** ((now - max(t_cs, t_cj)) / h)
 
 so a co-purchase counts as much as its more recent half and fades with half-life h
-days; h <= 0 disables decay (plain co-occurrence counts, as in item-kNN). For
+days (optionally over only the first `max_buyers` buyers of each seed's row); h <= 0
+disables decay (plain co-occurrence counts, as in item-kNN). For
 explanations ("often bought with X") it also returns, per item, the position of the
 seed that contributed most (-1 when none did; the first seed wins ties).
 """
@@ -34,6 +35,7 @@ def _copurchase(
     now: float,
     half_life: float,
     exclude_customer: int,
+    max_buyers: int,
 ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
     n_items = item_indptr.shape[0] - 1
     out = np.zeros(n_items, dtype=np.float64)
@@ -47,7 +49,10 @@ def _copurchase(
         s = seeds[k]
         ws = seed_weights[k]
         n_touched = 0
-        for a in range(item_indptr[s], item_indptr[s + 1]):
+        stop = item_indptr[s + 1]
+        if max_buyers > 0:
+            stop = min(stop, item_indptr[s] + max_buyers)
+        for a in range(item_indptr[s], stop):
             c = item_customers[a]
             if c == exclude_customer:
                 continue
@@ -87,11 +92,14 @@ def copurchase_scores(
     now: float,
     half_life_days: float = 180.0,
     exclude_customer: int = -1,
+    max_buyers: int = 0,
 ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
     """(score per item, position in `seeds` of the top contributor per item or -1).
 
     Times are in days on any common clock; `exclude_customer` (customer index, -1 for
-    none) leaves the asking customer's own basket out of the evidence.
+    none) leaves the asking customer's own basket out of the evidence. `max_buyers` > 0
+    reads only the first that many entries of each seed's item-view row (the caller
+    orders them, e.g. most recent buyer first), so a best-seller's cost is bounded.
     """
     s = np.ascontiguousarray(seeds, dtype=np.int64)
     sw = np.ascontiguousarray(seed_weights, dtype=np.float64)
@@ -121,5 +129,5 @@ def copurchase_scores(
         raise ValueError("item_customers out of range")
     return _copurchase(
         s, sw, cip, cit, ctm, iip, icu, itm, float(now), float(half_life_days),
-        int(exclude_customer),
+        int(exclude_customer), int(max_buyers),
     )

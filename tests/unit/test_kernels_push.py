@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kernels.pagerank import personalized_pagerank, walk_graph
-from kernels.push import PushWorkspace, local_pagerank
+from kernels.push import PushWorkspace, eliminate_vertices, local_pagerank
 from tests import naive
 from tests.unit.test_kernels_pagerank import _clusters, _csr
 
@@ -77,3 +77,31 @@ def test_isolated_seed_and_workspace_reuse() -> None:
         local_pagerank(walk, [0], [0.0])
     with pytest.raises(ValueError, match="another size"):
         local_pagerank(walk, [0], [1.0], workspace=PushWorkspace(5))
+
+
+def test_eliminating_customers_is_exact_on_the_kept_vertices() -> None:
+    # Customers 0..59, products 60..79, categories 80..83; customers touch products only.
+    rng = np.random.default_rng(12)
+    edges, weights = [], []
+    for c in range(60):
+        for p in rng.choice(20, int(rng.integers(1, 5)), replace=False).tolist():
+            edges.append((c, 60 + p))
+            weights.append(float(rng.uniform(0.5, 2.0)))
+    for p in range(20):
+        edges.append((60 + p, 80 + p % 4))
+        weights.append(0.5)
+    edges += [(60, 61), (62, 62)]  # a complement pair and a product self-loop
+    weights += [2.0, 1.0]
+    csr = _csr(84, edges, weights)
+    seeds = np.array([60, 65, 70])
+    reset = np.zeros(84)
+    reset[seeds] = [1.0, 2.0, 0.5]
+    exact, _ = personalized_pagerank(walk_graph(*csr), reset, damping=0.5, tol=1e-14)
+    folded = eliminate_vertices(*csr, eliminated=np.arange(60), damping=0.5)
+    got = local_pagerank(folded, seeds, reset[seeds], damping=0.5, eps=1e-13)
+    approx = _dense(84, got.vertices, got.scores)
+    np.testing.assert_allclose(approx[60:], exact[60:], atol=1e-11)
+    assert not approx[:60].any()  # eliminated vertices hold no estimate
+    assert got.vertices.size <= 24  # only products and categories are touched
+    with pytest.raises(ValueError, match="must not share an edge"):
+        eliminate_vertices(*csr, eliminated=np.arange(61), damping=0.5)

@@ -55,7 +55,8 @@ class PurchaseHistory:
         self.cust_indptr = np.zeros(n_cust + 1, dtype=np.int64)
         np.cumsum(np.bincount(dc, minlength=n_cust), out=self.cust_indptr[1:])
         self.cust_items, self.cust_times = di.astype(np.int32), dt
-        by_item = np.argsort(di, kind="stable")
+        # Within an item, the most recent buyer first (co-purchase reads a bounded prefix).
+        by_item = np.lexsort((-dt, di))
         self.item_indptr = np.zeros(n_items + 1, dtype=np.int64)
         np.cumsum(np.bincount(di, minlength=n_items), out=self.item_indptr[1:])
         self.item_customers = dc[by_item].astype(np.int32)

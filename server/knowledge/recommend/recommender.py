@@ -6,11 +6,14 @@ shop on its own history):
 
 - walk: personalized PageRank seeded with the customer's purchases (recency-weighted)
   and/or the given products, over bought/category/brand/complement edges, by local
-  forward push (`kernels.push`: the cost does not grow with the graph), divided by
-  popularity ** `walk_popularity_penalty` (the RP3beta correction);
+  forward push (`kernels.push`) on a layout with the customers folded into the
+  products they bought (exact; the cost grows with the catalogue, not with the
+  customers or orders), divided by popularity ** `walk_popularity_penalty` (the
+  RP3beta correction);
 - complements: products listed as going with a seed ("goes with your Y");
-- co-purchase: recency-decayed co-purchases by other customers, damped by the target's
-  popularity ("often bought with X");
+- co-purchase: recency-decayed co-purchases by other customers (each seed's most
+  recent `copurchase_max_buyers` buyers), damped by the target's popularity ("often
+  bought with X");
 - replenish: consumables that are due again at the customer's own cadence (or the
   product's) ("you bought Y 5 weeks ago; usually re-bought every 4");
 - repeat: how often the customer bought the product (personal top-frequency)
@@ -33,8 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from kernels.copurchase import copurchase_scores
-from kernels.pagerank import walk_graph
-from kernels.push import local_pagerank
+from kernels.pagerank import WalkGraph
+from kernels.push import eliminate_vertices, local_pagerank
 from kernels.replenish import replenishment_scores
 from kernels.topk import top_k_excluding
 from server.errors import InvalidInput, NotFound
@@ -67,6 +70,8 @@ class RecommendWeights(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     copurchase_half_life_days: float = 365.0
     # Co-purchase counts are divided by popularity ** this (0 = raw counts).
     copurchase_popularity_damping: float = 0.5
+    # Co-purchase evidence per seed: its most recent this many buyers (0 = all).
+    copurchase_max_buyers: int = 1000
     edge_weights: dict[str, float] = msgspec.field(default_factory=lambda: {
         "bought": 1.0, "complements": 2.0, "in_category": 0.5, "subcategory_of": 0.5,
         "made_by": 0.3,
@@ -126,18 +131,25 @@ class Recommender:
         self._complements = [[h.pindex[c] for c in p.complements if c in h.pindex]
                              for p in snap.products]
         self._vertex0 = graph.vertices("product").start
-        csr = graph.csr(self.weights.edge_weights)
-        self._walk = walk_graph(csr.indptr, csr.indices, csr.weights)
+        self._walk = self._walk_layout(self.weights)
+
+    def _walk_layout(self, w: RecommendWeights) -> WalkGraph:
+        """The walk with the customers folded into the products they bought (exact for
+        the products' scores; per-request cost then depends on the catalogue only)."""
+        csr = self.graph.csr(w.edge_weights)
+        customers = np.arange(self.graph.vertices("customer").start,
+                              self.graph.vertices("customer").stop)
+        return eliminate_vertices(csr.indptr, csr.indices, csr.weights, customers, w.damping)
 
     def with_weights(self, weights: RecommendWeights) -> Recommender:
         """The same graph and history under another mix (the walk layout is rebuilt
-        only when the edge weights differ)."""
+        only when the edge weights or the damping differ)."""
         other = Recommender.__new__(Recommender)
         other.__dict__.update(self.__dict__)
         other.weights = weights
-        if weights.edge_weights != self.weights.edge_weights:
-            csr = self.graph.csr(weights.edge_weights)
-            other._walk = walk_graph(csr.indptr, csr.indices, csr.weights)
+        if (weights.edge_weights, weights.damping) != (self.weights.edge_weights,
+                                                       self.weights.damping):
+            other._walk = self._walk_layout(weights)
         return other
 
     # --- views the evaluation baselines share -------------------------------------
@@ -234,7 +246,8 @@ class Recommender:
                 comp[c] += seed_w[s]
         co, co_best = copurchase_scores(
             seeds, seed_w[seeds], *h.views(), now=today,
-            half_life_days=w.copurchase_half_life_days, exclude_customer=cidx)
+            half_life_days=w.copurchase_half_life_days, exclude_customer=cidx,
+            max_buyers=w.copurchase_max_buyers)
         co /= np.maximum(h.popularity, 1.0) ** w.copurchase_popularity_damping
         due = replenishment_scores(last_bought, cadence, today)
         return RequestSignals(walk, max_scaled(comp), max_scaled(co), due, repeat, seeds,
