@@ -8,7 +8,7 @@ import numpy as np
 
 from kernels.copurchase import copurchase_scores
 from kernels.pagerank import personalized_pagerank, walk_graph
-from kernels.push import local_pagerank
+from kernels.push import eliminate_vertices, local_pagerank
 from kernels.replenish import replenishment_scores
 from kernels.scoring import neighbour_scores, reweight_edges
 from kernels.topk import top_k_excluding, top_k_rows
@@ -26,6 +26,8 @@ def warmup() -> float:
         walk = walk_graph(indptr, indices, wt)
         personalized_pagerank(walk, np.array([1.0, 0.0, 0.0]))
         local_pagerank(walk, np.array([0]), np.array([1.0]))
+        folded = eliminate_vertices(indptr, indices, wt, np.array([0]), 0.5)
+        local_pagerank(folded, np.array([1]), np.array([1.0]))
     neighbour_scores(indptr, indices, w, np.array([0]), np.array([1.0]))
     # Customers 0 and 1 over items 0..2, with the matching item view.
     copurchase_scores(

@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from kernels.copurchase import copurchase_scores
+from kernels.copurchase import copurchase_from_views, purchase_views
 from kernels.pagerank import WalkGraph
 from kernels.push import eliminate_vertices, local_pagerank
 from kernels.replenish import replenishment_scores
@@ -64,7 +64,7 @@ class RecommendWeights(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     popularity_half_life_days: float = 0.0
     damping: float = 0.5
     # Forward push stops when every residual is below push_eps * vertex strength.
-    push_eps: float = 1e-5
+    push_eps: float = 1e-9
     # Seed weight of a past purchase halves every `seed_half_life_days`.
     seed_half_life_days: float = 90.0
     copurchase_half_life_days: float = 365.0
@@ -132,6 +132,7 @@ class Recommender:
                              for p in snap.products]
         self._vertex0 = graph.vertices("product").start
         self._walk = self._walk_layout(self.weights)
+        self._views = purchase_views(*h.views())
 
     def _walk_layout(self, w: RecommendWeights) -> WalkGraph:
         """The walk with the customers folded into the products they bought (exact for
@@ -244,8 +245,8 @@ class Recommender:
         for s in seeds:
             for c in self._complements[s]:
                 comp[c] += seed_w[s]
-        co, co_best = copurchase_scores(
-            seeds, seed_w[seeds], *h.views(), now=today,
+        co, co_best = copurchase_from_views(
+            seeds, seed_w[seeds], self._views, now=today,
             half_life_days=w.copurchase_half_life_days, exclude_customer=cidx,
             max_buyers=w.copurchase_max_buyers)
         co /= np.maximum(h.popularity, 1.0) ** w.copurchase_popularity_damping
