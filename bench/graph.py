@@ -162,7 +162,8 @@ def register(subparsers: Any) -> None:
                    help="interleaved timings per seed set; the median of each side counts")
     p.add_argument("--local-seed-sets", type=int, default=50,
                    help="customers for the local-vs-exact comparison")
-    p.add_argument("--eps", type=float, help="push tolerance (default: the recommender's)")
+    p.add_argument("--eps", type=float,
+                   help="relative push tolerance (default: the recommender's push_eps)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
                    help="where demo shops are generated once and reused")
     p.set_defaults(func=_cmd)
@@ -175,10 +176,14 @@ def _top(scores: np.ndarray, k: int) -> set[int]:
 def local_vs_exact(kg: Any, seed_sets: int, repeats: int, eps: float | None) -> dict[str, Any]:
     """Forward push vs the exact kernel on the recommender's walk (module docstring)."""
     from server.knowledge.graph.graph import EDGE_CODE
-    from server.knowledge.recommend.recommender import Recommender, RecommendWeights
+    from server.knowledge.recommend.recommender import (
+        Recommender,
+        RecommendWeights,
+        push_tolerance,
+    )
 
     w = RecommendWeights()
-    eps = w.push_eps if eps is None else eps
+    relative = w.push_eps if eps is None else eps
     csr = kg.csr(w.edge_weights)
     walk = walk_graph(csr.indptr, csr.indices, csr.weights)
     start = time.perf_counter()
@@ -186,6 +191,7 @@ def local_vs_exact(kg: Any, seed_sets: int, repeats: int, eps: float | None) -> 
     folded = eliminate_vertices(csr.indptr, csr.indices, csr.weights, customers_v, w.damping)
     fold_s = time.perf_counter() - start
     products = kg.vertices("product")
+    eps = push_tolerance(folded, relative, products.start, len(products))
     bought = kg.edge_types == EDGE_CODE["bought"]
     rng = np.random.default_rng(11)
     customers = rng.choice(np.unique(kg.src[bought]), size=seed_sets, replace=False)
@@ -228,6 +234,7 @@ def local_vs_exact(kg: Any, seed_sets: int, repeats: int, eps: float | None) -> 
     return {
         "seed_sets": seed_sets,
         "damping": w.damping,
+        "push_eps_relative": relative,
         "eps": eps,
         "fold_customers_s": round(fold_s, 3),
         "folded_edges": int(folded.indptr[-1]),

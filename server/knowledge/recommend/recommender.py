@@ -63,8 +63,9 @@ class RecommendWeights(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # A purchase's weight in the popularity prior halves every this many days (0 = off).
     popularity_half_life_days: float = 0.0
     damping: float = 0.5
-    # Forward push stops when every residual is below push_eps * vertex strength.
-    push_eps: float = 1e-9
+    # Forward push stops when every residual is below push_eps * vertex strength / the
+    # products' total strength (relative, so shops of any size get the same accuracy).
+    push_eps: float = 1e-3
     # Seed weight of a past purchase halves every `seed_half_life_days`.
     seed_half_life_days: float = 90.0
     copurchase_half_life_days: float = 365.0
@@ -101,6 +102,13 @@ class RequestSignals(NamedTuple):
     owned: npt.NDArray[np.bool_]
     co_best: npt.NDArray[np.int64] | None
     today: float
+
+
+def push_tolerance(walk: WalkGraph, relative: float, first: int, count: int) -> float:
+    """The push kernel's eps for a relative tolerance: relative / the total strength of
+    the vertices first:first + count (the products)."""
+    total = float(walk.strength[walk.rank[first:first + count]].sum())
+    return relative / total if total > 0 else relative
 
 
 def max_scaled(x: FloatArray) -> FloatArray:
@@ -236,7 +244,8 @@ class Recommender:
             return RequestSignals(zero, zero, zero, zero, repeat, seeds, seed_w, last_bought,
                                   cadence, owned, None, today)
         local = local_pagerank(self._walk, self._vertex0 + seeds, seed_w[seeds],
-                               damping=w.damping, eps=w.push_eps)
+                               damping=w.damping, eps=push_tolerance(self._walk, w.push_eps,
+                                                                     self._vertex0, n_items))
         walk = np.zeros(n_items)
         on = (local.vertices >= self._vertex0) & (local.vertices < self._vertex0 + n_items)
         walk[local.vertices[on] - self._vertex0] = local.scores[on]
