@@ -72,7 +72,7 @@ class RecommendWeights(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Co-purchase counts are divided by popularity ** this (0 = raw counts).
     copurchase_popularity_damping: float = 0.5
     # Co-purchase evidence per seed: its most recent this many buyers (0 = all).
-    copurchase_max_buyers: int = 1000
+    copurchase_max_buyers: int = 300
     edge_weights: dict[str, float] = msgspec.field(default_factory=lambda: {
         "bought": 1.0, "complements": 2.0, "in_category": 0.5, "subcategory_of": 0.5,
         "made_by": 0.3,
