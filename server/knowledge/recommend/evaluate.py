@@ -18,6 +18,7 @@ the fair one. `--validation` scores the second-to-last orders instead.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,9 @@ from server.knowledge.recommend.metrics import (
     summarize,
 )
 from server.knowledge.recommend.purchases import PurchaseHistory
-from server.knowledge.recommend.recommender import Recommender
+from server.knowledge.recommend.recommender import Recommender, RecommendWeights
 from server.knowledge.recommend.split import HeldOut, hold_out_last_orders
-from server.knowledge.recommend.tuning import blend_rows, collect, tune
+from server.knowledge.recommend.tuning import GRID, blend_rows, collect, tune
 from server.knowledge.shop.schema import Snapshot
 
 BoolArray = npt.NDArray[np.bool_]
@@ -69,7 +70,7 @@ def _ndcg(scores: npt.NDArray[np.float64], mask: BoolArray, rel: BoolArray) -> f
     return float(per_customer(scores[keep], mask[keep], rel[keep])["ndcg_at_10"].mean())
 
 
-def fit_baselines(train: Snapshot, as_of: Any) -> dict[str, dict[str, str]]:
+def fit_baselines(train: Snapshot, as_of: datetime) -> dict[str, dict[str, str]]:
     """Per protocol, each baseline's hyper-parameters with the best validation NDCG@10
     (validation = the training orders' own last orders)."""
     inner, held = hold_out_last_orders(train)
@@ -160,8 +161,5 @@ def evaluate(snapshot: Snapshot, validation: bool = False, limit: int | None = N
 
 def _defaults() -> dict[str, float]:
     """The signal weights of the untuned default mix."""
-    from server.knowledge.recommend.recommender import RecommendWeights
-    from server.knowledge.recommend.tuning import GRID
-
     d = RecommendWeights()
     return {k: getattr(d, k) for k in GRID}

@@ -150,17 +150,6 @@ class Recommender:
                               self.graph.vertices("customer").stop)
         return eliminate_vertices(csr.indptr, csr.indices, csr.weights, customers, w.damping)
 
-    def with_weights(self, weights: RecommendWeights) -> Recommender:
-        """The same graph and history under another mix (the walk layout is rebuilt
-        only when the edge weights or the damping differ)."""
-        other = Recommender.__new__(Recommender)
-        other.__dict__.update(self.__dict__)
-        other.weights = weights
-        if (weights.edge_weights, weights.damping) != (self.weights.edge_weights,
-                                                       self.weights.damping):
-            other._walk = self._walk_layout(weights)
-        return other
-
     # --- views the evaluation baselines share -------------------------------------
 
     @property
