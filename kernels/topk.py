@@ -111,3 +111,30 @@ def _mask(m: npt.ArrayLike | None, n: int, name: str) -> BoolArray:
     if arr.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
     return np.ascontiguousarray(arr)
+
+
+@njit(cache=True)
+def _top_k_rows(scores: npt.NDArray[np.float64], k: int, excluded: npt.NDArray[np.bool_],
+                min_score: float) -> npt.NDArray[np.int64]:
+    out = np.full((scores.shape[0], k), -1, dtype=np.int64)
+    none = np.zeros(scores.shape[1], dtype=np.bool_)
+    for r in range(scores.shape[0]):
+        picked = _top_k(scores[r], k, excluded[r], none, none, min_score)
+        out[r, : picked.shape[0]] = picked
+    return out
+
+
+def top_k_rows(
+    scores: npt.ArrayLike, k: int, excluded: npt.ArrayLike, min_score: float = -np.inf
+) -> npt.NDArray[np.int64]:
+    """`top_k_excluding` for each row of a (requests x items) matrix with a matching
+    bool mask; rows with fewer than k candidates are padded with -1."""
+    s = np.ascontiguousarray(scores, dtype=np.float64)
+    m = np.ascontiguousarray(excluded)
+    if s.ndim != 2:
+        raise ValueError("scores must be 2-D")
+    if m.dtype != np.bool_ or m.shape != s.shape:
+        raise ValueError(f"excluded must be a bool array of shape {s.shape}")
+    if k < 0:
+        raise ValueError("k must be >= 0")
+    return _top_k_rows(s, int(min(k, s.shape[1])), m, float(min_score))

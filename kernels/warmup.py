@@ -9,9 +9,10 @@ import numpy as np
 from kernels.cadence import cadence_estimates, group_medians, purchase_intervals
 from kernels.copurchase import copurchase_scores
 from kernels.pagerank import personalized_pagerank, walk_graph
+from kernels.push import eliminate_vertices, local_pagerank
 from kernels.replenish import replenishment_scores
 from kernels.scoring import neighbour_scores, reweight_edges
-from kernels.topk import top_k_excluding
+from kernels.topk import top_k_excluding, top_k_rows
 
 
 def warmup() -> float:
@@ -23,7 +24,11 @@ def warmup() -> float:
     types = np.zeros(4, dtype=np.int8)
     w = reweight_edges(weights, types, np.ones(1))
     for wt in (w, w * 0.1):  # float32 storage (exact weights) and float64 storage
-        personalized_pagerank(walk_graph(indptr, indices, wt), np.array([1.0, 0.0, 0.0]))
+        walk = walk_graph(indptr, indices, wt)
+        personalized_pagerank(walk, np.array([1.0, 0.0, 0.0]))
+        local_pagerank(walk, np.array([0]), np.array([1.0]))
+        folded = eliminate_vertices(indptr, indices, wt, np.array([0]), 0.5)
+        local_pagerank(folded, np.array([1]), np.array([1.0]))
     neighbour_scores(indptr, indices, w, np.array([0]), np.array([1.0]))
     # Customers 0 and 1 over items 0..2, with the matching item view.
     copurchase_scores(
@@ -39,4 +44,5 @@ def warmup() -> float:
         group_medians(iv.indptr, iv.values)
         cadence_estimates(*history, np.array([25.0, 0.0]), np.array([0, 0]), per_unit=per_unit)
     top_k_excluding(np.array([0.5, 0.2, 0.9]), 2, np.zeros(3, dtype=np.bool_))
+    top_k_rows(np.array([[0.5, 0.2, 0.9]]), 2, np.zeros((1, 3), dtype=np.bool_))
     return time.perf_counter() - start

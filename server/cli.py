@@ -24,7 +24,7 @@ log = logging.getLogger("aftercare")
 # lazily when present, so the CLI still works while an area is missing.
 _BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond",
           "bench.affinity", "bench.burst", "bench.metrics_overhead", "bench.swap")
-_EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),
+_EVAL = (("server.recommend_cli", "register_eval"),
          ("server.retention_cli", "register_eval"))
 
 

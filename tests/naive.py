@@ -133,3 +133,37 @@ def cadence(
         out.append((rate, rate * last_q if per_unit else rate, len(gaps[g]), last_t,
                     pace.get(owner[g], 1.0)))
     return out
+
+
+def forward_push(
+    n: int,
+    edges: list[tuple[int, int]],
+    weights: list[float],
+    seeds: dict[int, float],
+    damping: float,
+    eps: float,
+) -> tuple[list[float], float]:
+    """Andersen-Chung-Lang push with a FIFO of dict-based residuals; (p, residual mass)."""
+    adj: list[dict[int, float]] = [{} for _ in range(n)]
+    for (u, v), w in zip(edges, weights, strict=True):
+        adj[u][v] = adj[u].get(v, 0.0) + w
+        if u != v:
+            adj[v][u] = adj[v].get(u, 0.0) + w
+    strength = [sum(a.values()) for a in adj]
+    total = sum(seeds.values())
+    p = [0.0] * n
+    r = [0.0] * n
+    for s, w in seeds.items():
+        r[s] += w / total
+    queue = [s for s in seeds if r[s] > eps * strength[s]]
+    while queue:
+        u = queue.pop(0)
+        if r[u] <= eps * strength[u]:
+            continue
+        ru, r[u] = r[u], 0.0
+        p[u] += (1 - damping) * ru
+        for v, w in adj[u].items():
+            r[v] += damping * ru * w / strength[u] if strength[u] else 0.0
+            if r[v] > eps * strength[v] and v not in queue:
+                queue.append(v)
+    return p, sum(r)

@@ -30,6 +30,7 @@ from server.knowledge.graph.facts import (
 )
 from server.knowledge.graph.graph import KnowledgeGraph
 from server.knowledge.recommend.recommender import Recommendation, Recommender
+from server.knowledge.recommend.tuning import RecommenderTuning, tune
 from server.knowledge.retrieval.affinity import IntentAffinity
 from server.knowledge.retrieval.retriever import Passage, Retriever
 from server.knowledge.retrieval.vector_index import HnswParams
@@ -63,6 +64,8 @@ class ShopKnowledge:
     retriever: Retriever
     index_action: str = "built"  # built | loaded (from a matching saved index)
     affinity: IntentAffinity | None = None  # learned intent -> documents (retrieval/affinity)
+    # The mix the recommender tuned for this shop, with its validation figures.
+    recommender_tuning: RecommenderTuning | None = None
 
     @property
     def snapshot_id(self) -> str:
@@ -99,8 +102,8 @@ def shared_articles(cfg: DataConfig, repo_root: Path) -> list[Article]:
     return out
 
 
-def _build_sync(data: DataConfig, repo_root: Path) -> tuple[Snapshot, KnowledgeGraph, Facts,
-                                                            Recommender, list[Article]]:
+def _build_sync(data: DataConfig, repo_root: Path) -> tuple[
+        Snapshot, KnowledgeGraph, Facts, Recommender, list[Article], RecommenderTuning]:
     from server.knowledge.shop.ingest import ingest_dir
     from server.knowledge.shop.mapping import load_mapping
 
@@ -115,9 +118,13 @@ def _build_sync(data: DataConfig, repo_root: Path) -> tuple[Snapshot, KnowledgeG
     snapshot = result.snapshot
     graph = KnowledgeGraph.build(snapshot)
     facts = Facts(snapshot)
-    recommender = Recommender(graph)
+    tuning = tune(snapshot)
+    recommender = Recommender(graph, tuning.weights)
+    log.info("recommender tuned in %.2f s on %d customers: %s (%s) %s; validation %s",
+             tuning.seconds, tuning.customers, tuning.choice, tuning.leans_on, tuning.note,
+             msgspec.json.encode(tuning.validation).decode())
     extra = shared_articles(data, repo_root)
-    return snapshot, graph, facts, recommender, extra
+    return snapshot, graph, facts, recommender, extra, tuning
 
 
 async def load_shop(
@@ -129,7 +136,7 @@ async def load_shop(
     executor: Executor,
     repo_root: Path,
 ) -> ShopKnowledge:
-    snapshot, graph, facts, recommender, extra = await run_blocking(
+    snapshot, graph, facts, recommender, extra, tuning = await run_blocking(
         executor, _build_sync, data, repo_root
     )
     params = HnswParams(M=retrieval.m, ef_construction=retrieval.ef_construction, ef=retrieval.ef)
@@ -140,7 +147,8 @@ async def load_shop(
     )
     log.info("retrieval index %s: %d chunks in %.1fs %s", built.action, built.chunks,
              built.seconds, built.reason)
-    return ShopKnowledge(snapshot, graph, facts, recommender, retriever, built.action)
+    return ShopKnowledge(snapshot, graph, facts, recommender, retriever, built.action,
+                         recommender_tuning=tuning)
 
 
 ShopLoader = Callable[[str], Awaitable[ShopKnowledge]]  # data dir ("" = configured)

@@ -1,16 +1,25 @@
 """Product recommendations from the knowledge graph, with a human-readable reason each.
 
-Per request, five signals over the product catalogue are computed by the kernels,
-each scaled to [0, 1] and mixed with `RecommendWeights`:
+Per request, six signals over the product catalogue are computed by the kernels,
+each scaled to [0, 1] and mixed with `RecommendWeights` (which `tuning.tune` picks per
+shop on its own history):
 
 - walk: personalized PageRank seeded with the customer's purchases (recency-weighted)
-  and/or the given products, over bought/category/brand/complement edges;
+  and/or the given products, over bought/category/brand/complement edges, by local
+  forward push (`kernels.push`) on a layout with the customers folded into the
+  products they bought (exact; the cost grows with the catalogue, not with the
+  customers or orders), divided by popularity ** `walk_popularity_penalty` (the
+  RP3beta correction);
 - complements: products listed as going with a seed ("goes with your Y");
-- co-purchase: recency-decayed co-purchases by other customers, damped by the target's
-  popularity ("often bought with X");
+- co-purchase: recency-decayed co-purchases by other customers (each seed's most
+  recent `copurchase_max_buyers` buyers), damped by the target's popularity ("often
+  bought with X");
 - replenish: consumables that are due again at the customer's own cadence (or the
   product's) ("you bought Y 5 weeks ago; usually re-bought every 4");
-- popularity: a small prior that only breaks ties.
+- repeat: how often the customer bought the product (personal top-frequency)
+  ("you buy this every ~30 days");
+- popularity: buyers per product, purchases fading with `popularity_half_life_days`
+  (0 = all-time distinct buyers) ("popular in Category this month").
 
 Excluded: products the customer owns (unless consumable), returned, out of stock, and
 the query products themselves.
@@ -20,38 +29,50 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from kernels.copurchase import copurchase_scores
-from kernels.pagerank import personalized_pagerank, walk_graph
+from kernels.copurchase import copurchase_from_views, purchase_views
+from kernels.pagerank import WalkGraph
+from kernels.push import eliminate_vertices, local_pagerank
 from kernels.replenish import replenishment_scores
 from kernels.topk import top_k_excluding
 from server.errors import InvalidInput, NotFound
 from server.knowledge.graph.graph import KnowledgeGraph, category_key
+from server.knowledge.recommend.purchases import PurchaseHistory, days
 
 FloatArray = npt.NDArray[np.float64]
-SECONDS_PER_DAY = 86400.0
+SIGNALS = ("walk", "complements", "copurchase", "replenish", "repeat", "popularity")
 
 
 class RecommendWeights(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Signal mix. Defaults were picked on the eval's validation protocol (second-to-last
-    order of the S demo shop held out), never on the test orders."""
+    """Signal mix and walk settings. The defaults are the starting point of the
+    per-shop tuning (`tuning.tune`), which serving replaces with its choice."""
 
     walk: float = 0.3
     complements: float = 0.6
     copurchase: float = 0.5
     replenish: float = 3.0
+    repeat: float = 0.0
     popularity: float = 0.05
+    # Walk scores are divided by popularity ** this before scaling (0 = plain walk).
+    walk_popularity_penalty: float = 0.0
+    # A purchase's weight in the popularity prior halves every this many days (0 = off).
+    popularity_half_life_days: float = 0.0
     damping: float = 0.5
-    tol: float = 1e-8
+    # Forward push stops when every residual is below push_eps * vertex strength / the
+    # products' total strength (relative, so shops of any size get the same accuracy).
+    push_eps: float = 1e-3
     # Seed weight of a past purchase halves every `seed_half_life_days`.
     seed_half_life_days: float = 90.0
     copurchase_half_life_days: float = 365.0
     # Co-purchase counts are divided by popularity ** this (0 = raw counts).
     copurchase_popularity_damping: float = 0.5
+    # Co-purchase evidence per seed: its most recent this many buyers (0 = all).
+    copurchase_max_buyers: int = 300
     edge_weights: dict[str, float] = msgspec.field(default_factory=lambda: {
         "bought": 1.0, "complements": 2.0, "in_category": 0.5, "subcategory_of": 0.5,
         "made_by": 0.3,
@@ -65,11 +86,32 @@ class Recommendation(msgspec.Struct, frozen=True):
     reason: str
 
 
-def _days(ts: datetime) -> float:
-    return ts.timestamp() / SECONDS_PER_DAY
+class RequestSignals(NamedTuple):
+    """One request's signals over the products (walk and repeat = purchase counts
+    unscaled, the rest in [0, 1]) and what the reasons need."""
+
+    walk: FloatArray
+    complements: FloatArray
+    copurchase: FloatArray
+    replenish: FloatArray
+    repeat: FloatArray
+    seeds: npt.NDArray[np.int64]
+    seed_w: FloatArray
+    last_bought: FloatArray
+    cadence: FloatArray
+    owned: npt.NDArray[np.bool_]
+    co_best: npt.NDArray[np.int64] | None
+    today: float
 
 
-def _max_scaled(x: FloatArray) -> FloatArray:
+def push_tolerance(walk: WalkGraph, relative: float, first: int, count: int) -> float:
+    """The push kernel's eps for a relative tolerance: relative / the total strength of
+    the vertices first:first + count (the products)."""
+    total = float(walk.strength[walk.rank[first:first + count]].sum())
+    return relative / total if total > 0 else relative
+
+
+def max_scaled(x: FloatArray) -> FloatArray:
     top = float(x.max()) if x.size else 0.0
     return x / top if top > 0 else x
 
@@ -84,99 +126,56 @@ def _weeks(days: float) -> str:
 class Recommender:
     """Recommendations over one graph; build once per snapshot, call from any thread."""
 
-    def __init__(self, graph: KnowledgeGraph, weights: RecommendWeights | None = None) -> None:
+    def __init__(self, graph: KnowledgeGraph, weights: RecommendWeights | None = None,
+                 history: PurchaseHistory | None = None) -> None:
         self.graph = graph
         self.weights = weights or RecommendWeights()
         snap = graph.snapshot
         self.now = graph.as_of
         self._products = snap.products
-        self._pindex = {p.product_id: i for i, p in enumerate(snap.products)}
-        self._cindex = {c.customer_id: i for i, c in enumerate(snap.customers)}
-        n_items = len(snap.products)
-        self._in_stock = np.array([p.in_stock for p in snap.products], dtype=np.bool_)
-        self._cadence = np.array([p.replenish_days for p in snap.products], dtype=np.float64)
-        self._consumable = self._cadence > 0
-        self._complements = [[self._pindex[c] for c in p.complements if c in self._pindex]
+        self.purchases = history or PurchaseHistory(snap, graph.as_of)
+        h = self.purchases
+        self._pindex = h.pindex
+        self._complements = [[h.pindex[c] for c in p.complements if c in h.pindex]
                              for p in snap.products]
         self._vertex0 = graph.vertices("product").start
-        csr = graph.csr(self.weights.edge_weights)
-        self._walk = walk_graph(csr.indptr, csr.indices, csr.weights)
-        self._build_purchases(n_items)
+        self._walk = self._walk_layout(self.weights)
+        self._views = purchase_views(*h.views())
 
-    def _build_purchases(self, n_items: int) -> None:
-        snap = self.graph.snapshot
-        orders = {o.order_id: o for o in snap.orders if o.status != "cancelled"}
-        rows = [(self._cindex[o.customer_id], self._pindex[it.product_id], _days(o.ordered_at))
-                for it in snap.order_items
-                if (o := orders.get(it.order_id)) is not None
-                and o.customer_id in self._cindex and it.product_id in self._pindex]
-        ev = np.array(rows, dtype=np.float64).reshape(-1, 3)
-        cust, item, t = ev[:, 0].astype(np.int64), ev[:, 1].astype(np.int64), ev[:, 2]
-        order = np.lexsort((t, item, cust))
-        cust, item, t = cust[order], item[order], t[order]
-        n_cust = len(self._cindex)
-        # Every purchase event, by customer (for seeds and personal cadences).
-        self._ev_indptr = np.zeros(n_cust + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cust, minlength=n_cust), out=self._ev_indptr[1:])
-        self._ev_item, self._ev_time = item, t
-        # One entry per distinct (customer, item) with the last time, in both views.
-        last = np.ones(cust.shape[0], dtype=np.bool_)
-        last[:-1] = (cust[1:] != cust[:-1]) | (item[1:] != item[:-1])
-        dc, di, dt = cust[last], item[last], t[last]
-        self._cust_indptr = self._ev_indptr.copy()
-        np.cumsum(np.bincount(dc, minlength=n_cust), out=self._cust_indptr[1:])
-        self._cust_items, self._cust_times = di.astype(np.int32), dt
-        by_item = np.argsort(di, kind="stable")
-        self._item_indptr = np.zeros(n_items + 1, dtype=np.int64)
-        np.cumsum(np.bincount(di, minlength=n_items), out=self._item_indptr[1:])
-        self._item_customers = dc[by_item].astype(np.int32)
-        self._item_times = dt[by_item]
-        self._popularity = np.bincount(di, minlength=n_items).astype(np.float64)
-        self._returned: dict[int, set[int]] = {}
-        for r in snap.returns:
-            o = orders.get(r.order_id)
-            if o is not None and o.customer_id in self._cindex and r.product_id in self._pindex:
-                self._returned.setdefault(self._cindex[o.customer_id], set()).add(
-                    self._pindex[r.product_id])
+    def _walk_layout(self, w: RecommendWeights) -> WalkGraph:
+        """The walk with the customers folded into the products they bought (exact for
+        the products' scores; per-request cost then depends on the catalogue only)."""
+        csr = self.graph.csr(w.edge_weights)
+        customers = np.arange(self.graph.vertices("customer").start,
+                              self.graph.vertices("customer").stop)
+        return eliminate_vertices(csr.indptr, csr.indices, csr.weights, customers, w.damping)
 
     # --- views the evaluation baselines share -------------------------------------
 
     @property
     def product_ids(self) -> list[str]:
-        return [p.product_id for p in self._products]
+        return self.purchases.product_ids
 
     @property
     def popularity(self) -> FloatArray:
         """Distinct buyers per product (index = position in snapshot.products)."""
-        return self._popularity
-
-    def purchase_views(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], FloatArray,
-                                      npt.NDArray[np.int64], npt.NDArray[np.int32], FloatArray]:
-        """The (customer, item, last day) views `kernels.copurchase` takes."""
-        return (self._cust_indptr, self._cust_items, self._cust_times, self._item_indptr,
-                self._item_customers, self._item_times)
+        return self.purchases.popularity
 
     def customer_index(self, customer_id: str) -> int:
-        try:
-            return self._cindex[customer_id]
-        except KeyError:
-            raise NotFound(f"unknown customer {customer_id!r}") from None
+        return self.purchases.customer(customer_id)
 
     def history(self, customer_id: str) -> npt.NDArray[np.int64]:
         """Distinct product indices the customer bought (cancelled orders excluded)."""
-        c = self.customer_index(customer_id)
-        return np.unique(self._ev_item[self._ev_indptr[c]:self._ev_indptr[c + 1]])
+        return np.unique(self.purchases.events(self.customer_index(customer_id))[0])
 
     def excluded(self, customer_id: str | None, product_ids: Sequence[str] = ()
                  ) -> npt.NDArray[np.bool_]:
         """Products never to recommend: owned non-consumables, returned, out of stock, query."""
-        out = ~self._in_stock
+        h = self.purchases
+        out = ~h.in_stock
         if customer_id is not None:
             c = self.customer_index(customer_id)
-            owned = np.zeros(len(self._products), dtype=np.bool_)
-            owned[self.history(customer_id)] = True
-            out = out | (owned & ~self._consumable)
-            out[list(self._returned.get(c, ()))] = True
+            out = out | (h.owned(c) & ~h.consumable) | h.returned_mask(c)
         out[[self._pindex[p] for p in product_ids if p in self._pindex]] = True
         return out
 
@@ -186,107 +185,130 @@ class Recommender:
                   top_k: int = 10, now: datetime | None = None) -> list[Recommendation]:
         if top_k < 1:
             raise InvalidInput("top_k must be at least 1")
-        if customer_id is not None and customer_id not in self._cindex:
+        sig = self.signals(customer_id, product_ids, now)
+        mix = self.blend(sig)
+        total = np.sum(list(mix.values()), axis=0)
+        picked = top_k_excluding(total, top_k, self.excluded(customer_id, product_ids),
+                                 min_score=0.0)
+        out = []
+        for j in picked.tolist():
+            p = self._products[j]
+            out.append(Recommendation(p.product_id, p.title, round(float(total[j]), 6),
+                                      self._reason(j, mix, sig)))
+        return out
+
+    def signals(self, customer_id: str | None, product_ids: Sequence[str] = (),
+                now: datetime | None = None) -> RequestSignals:
+        """Every signal of one request, before weighting (the tuner reuses these)."""
+        h = self.purchases
+        if customer_id is not None and customer_id not in h.cindex:
             raise NotFound(f"unknown customer {customer_id!r}")
         missing = [p for p in product_ids if p not in self._pindex]
         if missing:
             raise NotFound(f"unknown product {missing[0]!r}")
         w = self.weights
-        today = _days(now or self.now)
-        n_items = len(self._products)
-        cidx = self._cindex[customer_id] if customer_id is not None else -1
+        today = days(now or self.now)
+        n_items = h.n_items
+        cidx = h.cindex[customer_id] if customer_id is not None else -1
         seed_w = np.zeros(n_items)
         last_bought = np.full(n_items, np.nan)
-        cadence = self._cadence.copy()
+        cadence = h.cadence.copy()
         owned = np.zeros(n_items, dtype=np.bool_)
+        repeat = np.zeros(n_items)
         if cidx >= 0:
-            a, b = self._ev_indptr[cidx], self._ev_indptr[cidx + 1]
-            items, times = self._ev_item[a:b], self._ev_time[a:b]
+            items, times = h.events(cidx)
             ages = np.maximum(today - times, 0.0)
             np.add.at(seed_w, items, 0.5 ** (ages / w.seed_half_life_days))
             owned[items] = True
             last_bought[items] = -np.inf
             np.maximum.at(last_bought, items, times)
             self._personal_cadence(items, times, cadence)
+            repeat = h.frequency(cidx)
         query = [self._pindex[p] for p in product_ids]
         if query:
             seed_w[query] += max(1.0, float(seed_w.max()))
         seeds = np.flatnonzero(seed_w > 0)
+        zero = np.zeros(n_items)
         if seeds.size == 0:
-            signals = {"popularity": _max_scaled(self._popularity)}
-            return self._select(signals, seeds, seed_w, last_bought, cadence, today,
-                                owned, self.excluded(customer_id, product_ids), top_k, None)
-
-        reset = np.zeros(self.graph.n_vertices)
-        reset[self._vertex0 + seeds] = seed_w[seeds]
-        ppr, _ = personalized_pagerank(self._walk, reset, damping=w.damping, tol=w.tol)
-        walk = ppr[self._vertex0:self._vertex0 + n_items].copy()
+            return RequestSignals(zero, zero, zero, zero, repeat, seeds, seed_w, last_bought,
+                                  cadence, owned, None, today)
+        local = local_pagerank(self._walk, self._vertex0 + seeds, seed_w[seeds],
+                               damping=w.damping, eps=push_tolerance(self._walk, w.push_eps,
+                                                                     self._vertex0, n_items))
+        walk = np.zeros(n_items)
+        on = (local.vertices >= self._vertex0) & (local.vertices < self._vertex0 + n_items)
+        walk[local.vertices[on] - self._vertex0] = local.scores[on]
         walk[seeds] = 0.0  # a seed's own restart mass says nothing about relevance
         comp = np.zeros(n_items)
         for s in seeds:
             for c in self._complements[s]:
                 comp[c] += seed_w[s]
-        co, co_best = copurchase_scores(
-            seeds, seed_w[seeds], self._cust_indptr, self._cust_items, self._cust_times,
-            self._item_indptr, self._item_customers, self._item_times, now=today,
-            half_life_days=w.copurchase_half_life_days, exclude_customer=cidx)
-        co /= np.maximum(self._popularity, 1.0) ** w.copurchase_popularity_damping
+        co, co_best = copurchase_from_views(
+            seeds, seed_w[seeds], self._views, now=today,
+            half_life_days=w.copurchase_half_life_days, exclude_customer=cidx,
+            max_buyers=w.copurchase_max_buyers)
+        co /= np.maximum(h.popularity, 1.0) ** w.copurchase_popularity_damping
         due = replenishment_scores(last_bought, cadence, today)
-        signals = {
-            "walk": _max_scaled(walk), "complements": _max_scaled(comp),
-            "copurchase": _max_scaled(co), "replenish": due,
-            "popularity": _max_scaled(self._popularity),
+        return RequestSignals(walk, max_scaled(comp), max_scaled(co), due, repeat, seeds,
+                              seed_w, last_bought, cadence, owned, co_best, today)
+
+    def walk_signal(self, walk: FloatArray, penalty: float) -> FloatArray:
+        if penalty:
+            walk = walk / np.maximum(self.purchases.popularity, 1.0) ** penalty
+        return max_scaled(walk)
+
+    def blend(self, sig: RequestSignals, weights: RecommendWeights | None = None
+              ) -> dict[str, FloatArray]:
+        """Each signal times its weight (the sum is the score)."""
+        w = weights or self.weights
+        pop = max_scaled(self.purchases.recent_popularity(w.popularity_half_life_days))
+        return {
+            "walk": w.walk * self.walk_signal(sig.walk, w.walk_popularity_penalty),
+            "complements": w.complements * sig.complements,
+            "copurchase": w.copurchase * sig.copurchase,
+            "replenish": w.replenish * sig.replenish,
+            "repeat": w.repeat * max_scaled(sig.repeat),
+            "popularity": w.popularity * pop,
         }
-        return self._select(signals, seeds, seed_w, last_bought, cadence, today, owned,
-                            self.excluded(customer_id, product_ids), top_k, co_best)
 
     def _personal_cadence(self, items: npt.NDArray[np.int64], times: FloatArray,
                           cadence: FloatArray) -> None:
         """Consumables bought 2+ times get the customer's median re-buy interval."""
         for i in np.unique(items):
-            if not self._consumable[i]:
+            if not self.purchases.consumable[i]:
                 continue
             gaps = np.diff(np.unique(times[items == i]))
             gaps = gaps[gaps >= 1.0]  # same-day repeats are one purchase
             if gaps.size:
                 cadence[i] = float(np.median(gaps))
 
-    def _select(self, signals: dict[str, FloatArray], seeds: npt.NDArray[np.int64],
-                seed_w: FloatArray, last_bought: FloatArray, cadence: FloatArray,
-                today: float, owned: npt.NDArray[np.bool_], exclude: npt.NDArray[np.bool_],
-                top_k: int, co_best: npt.NDArray[np.int64] | None) -> list[Recommendation]:
-        mix = {k: getattr(self.weights, k) * v for k, v in signals.items()}
-        total = np.sum(list(mix.values()), axis=0)
-        picked = top_k_excluding(total, top_k, exclude, min_score=0.0)
-        out = []
-        for j in picked.tolist():
-            reason = self._reason(j, mix, seeds, seed_w, owned, last_bought, cadence, today,
-                                  co_best)
-            p = self._products[j]
-            out.append(Recommendation(p.product_id, p.title, round(float(total[j]), 6), reason))
-        return out
-
-    def _reason(self, j: int, mix: dict[str, FloatArray], seeds: npt.NDArray[np.int64],
-                seed_w: FloatArray, owned: npt.NDArray[np.bool_], last_bought: FloatArray,
-                cadence: FloatArray, today: float,
-                co_best: npt.NDArray[np.int64] | None) -> str:
-        """The most specific true explanation: due re-buy, complement, co-purchase, walk."""
+    def _reason(self, j: int, mix: dict[str, FloatArray], sig: RequestSignals) -> str:
+        """The most specific true explanation: due re-buy, complement, co-purchase, walk,
+        the customer's own habit, popularity."""
         def strong(signal: str) -> bool:
-            return signal in mix and mix[signal][j] > 0
+            return bool(mix[signal][j] > 0)
 
         title = self._products[j].title
+        seeds, seed_w = sig.seeds, sig.seed_w
         if strong("replenish") and mix["replenish"][j] >= 0.5 * self.weights.replenish:
-            return (f"you bought {title} {_weeks(today - last_bought[j])} ago; usually "
-                    f"re-bought every {_weeks(cadence[j])}")
+            return (f"you bought {title} {_weeks(sig.today - sig.last_bought[j])} ago; "
+                    f"usually re-bought every {_weeks(sig.cadence[j])}")
+        if strong("repeat") and mix["repeat"][j] >= max(v[j] for v in mix.values()):
+            if sig.cadence[j] > 0:
+                return f"you buy this every ~{round(sig.cadence[j])} days"
+            times = int(sig.repeat[j])
+            return f"you bought this {times} times" if times > 1 else "you bought this before"
         if strong("complements"):
             src = max((s for s in seeds if j in self._complements[s]), key=lambda s: seed_w[s])
-            your = "your " if owned[src] else ""
+            your = "your " if sig.owned[src] else ""
             return f"goes with {your}{self._products[src].title}"
-        if strong("copurchase") and co_best is not None and co_best[j] >= 0:
-            return f"often bought with {self._products[seeds[co_best[j]]].title}"
+        if strong("copurchase") and sig.co_best is not None and sig.co_best[j] >= 0:
+            return f"often bought with {self._products[seeds[sig.co_best[j]]].title}"
         if strong("walk") and seeds.size:
             cat = category_key(self._products[j].category)
             same = [s for s in seeds if category_key(self._products[s].category) == cat]
             anchor = max(same or seeds.tolist(), key=lambda s: seed_w[s])
             return f"customers who bought {self._products[anchor].title} also chose this"
-        return f"popular in {category_key(self._products[j].category) or 'the shop'}"
+        where = category_key(self._products[j].category) or "the shop"
+        half_life = self.weights.popularity_half_life_days
+        return f"popular in {where}{' this month' if 0 < half_life <= 45 else ''}"
