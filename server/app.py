@@ -36,6 +36,7 @@ from server.api.agent import AgentServicer
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
 from server.config import Config
+from server.conversation.turns import Conversations
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
 from server.inference.encoder import EncoderModel
@@ -45,6 +46,7 @@ from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
+from server.records.conversations import ConversationStore
 from server.records.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -73,9 +75,12 @@ class App:
         self.records = RecordStore(Path(config.records.path), config.records.queue_size)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
+        self.conversations = ConversationStore(self.records)
         self.respond = RespondPipeline(
             self.inference, self.knowledge, self.records, self.policies, detector,
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
+            conversations=Conversations(self.conversations, config.conversation.idle_timeout_s),
+            conversation=config.conversation,
         )
         self.health = HealthServicer()
         self.server = aio.server(
@@ -158,6 +163,7 @@ class App:
     async def start(self) -> None:
         await self._set_serving(False)
         await self.records.start()
+        await self.conversations.start()
         await self.server.start()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
         loop = asyncio.get_running_loop()

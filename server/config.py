@@ -123,6 +123,14 @@ class GenerationConfig(_Section):
     top_p: float = 0.9
 
 
+class ConversationConfig(_Section):
+    # A conversation idle longer than this starts over (state expires).
+    idle_timeout_s: float = 1800.0
+    # Embedding similarity of the message and the titles of the customer's order lines,
+    # for product mentions no title word matches.
+    title_similarity: bool = True
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
@@ -133,6 +141,7 @@ class Config(_Section):
     records: RecordsConfig = msgspec.field(default_factory=RecordsConfig)
     policy: PolicyConfig = msgspec.field(default_factory=PolicyConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
+    conversation: ConversationConfig = msgspec.field(default_factory=ConversationConfig)
     executor_threads: int = 4  # CPU work off the event loop (tokenize, ONNX, kernels)
     log_level: str = "INFO"
 

@@ -42,4 +42,6 @@ def decision_pb(d: DecisionRecord) -> admin_pb2.DecisionRecord:
                     for v in d.violations],
         actions=[json.dumps(a, sort_keys=True, default=str) for a in d.actions],
         final_text=d.final_text, outcome=d.outcome, pii_kinds=",".join(d.pii_kinds),
+        link=json.dumps(d.link, sort_keys=True) if d.link else "",
+        flow=json.dumps(d.flow, sort_keys=True) if d.flow else "",
     )

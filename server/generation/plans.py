@@ -223,6 +223,9 @@ PLANS: dict[str, PlanFn] = {
 
 
 def plan_for(g: Grounding, budget: Budget) -> Plan:
-    """The plan for the grounding's intent; an unknown intent is answered as out of scope."""
+    """The plan for the grounding's intent; an unknown intent is answered as out of scope.
+    A clarifying question (server/conversation/clarify.py) replaces the answer."""
+    if g.question and g.intent != OUT_OF_SCOPE:
+        return Plan(g.intent, _OPENERS.get(g.intent, ""), [], g.question)
     fn = PLANS.get(g.intent, _scope_plan)
     return fn(g, budget)

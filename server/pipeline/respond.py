@@ -1,7 +1,9 @@
 """Respond: the order of stages for one customer message, their timings, cancellation.
 
-PII in -> classify -> ground (graph facts) -> route -> passages + offers -> generate,
-every chunk through the stream guard -> final event -> decision record. Stage
+PII in (and the conversation's state) -> classify -> link the turn to the customer's
+order/item and ground it (graph facts) -> route -> passages + offers -> generate, every
+chunk through the stream guard -> conversation state -> final event -> decision record.
+A turn whose reference is ambiguous is answered with a clarifying question. Stage
 internals live in their own layers; this module only sequences them. The record is
 queued before the final event leaves, so a client can look it up at once; a call
 that is cancelled or runs out of time is recorded too.
@@ -20,7 +22,9 @@ from typing import Any
 
 import msgspec
 
-from server.config import RetrievalConfig
+from server.config import ConversationConfig, RetrievalConfig
+from server.conversation.state import ConversationState
+from server.conversation.turns import Conversations, TurnPlan
 from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
 from server.generation.composer import GroundedComposer
@@ -92,7 +96,8 @@ class RespondPipeline:
                  records: RecordStore, policies: PolicyState, detector: PiiDetector,
                  executor: Executor, generator: Generator | None = None,
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
-                 offers: int = 2) -> None:
+                 offers: int = 2, conversations: Conversations | None = None,
+                 conversation: ConversationConfig | None = None) -> None:
         self._inference = inference
         self._knowledge = knowledge
         self._records = records
@@ -103,6 +108,10 @@ class RespondPipeline:
         self._max_bytes = max_text_bytes
         self._retrieval = retrieval or RetrievalConfig()
         self._offers = offers
+        self._conversations = conversations
+        self._conv_cfg = conversation or ConversationConfig()
+        self._catalog: tuple[str, grounding.CatalogView] | None = None
+        self._title_vectors: tuple[str, list[str], Any] | None = None
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -113,6 +122,38 @@ class RespondPipeline:
         own order and product ids stay, since they are not PII to this shop."""
         view = grounding.customer_view(shop, req.customer_id)
         return view, self._detector.redact(req.text, view.own_ids if view else frozenset())
+
+    def _catalog_for(self, shop: ShopKnowledge) -> grounding.CatalogView:
+        held = self._catalog
+        if held is None or held[0] != shop.snapshot_id:
+            held = (shop.snapshot_id, grounding.catalog_view(shop))
+            self._catalog = held
+        return held[1]
+
+    async def _state(self, req: RespondInput, customer_id: str) -> ConversationState:
+        if self._conversations is None:
+            return ConversationState(req.conversation_id, customer_id, utcnow())
+        return await self._conversations.begin(req.conversation_id, customer_id,
+                                               datetime.now(UTC))
+
+    async def _similarity(self, shop: ShopKnowledge, view: grounding.CustomerView | None,
+                          vector: Any) -> dict[str, float] | None:
+        """Cosine of the message and the titles of the customer's order lines (title
+        vectors are embedded once per snapshot), for mentions no title word matches."""
+        if view is None or vector is None or not self._conv_cfg.title_similarity:
+            return None
+        held = self._title_vectors
+        if held is None or held[0] != shop.snapshot_id:
+            ids = [p.product_id for p in shop.snapshot.products]
+            titles = [p.title for p in shop.snapshot.products]
+            vecs = (await self._inference.embed_documents(titles)).vectors if titles else None
+            held = (shop.snapshot_id, ids, vecs)
+            self._title_vectors = held
+        _, ids, vecs = held
+        if vecs is None:
+            return None
+        sims = vecs @ vector
+        return {pid: float(sims[i]) for i, pid in enumerate(ids) if pid in view.own_ids}
 
     def _validate(self, req: RespondInput) -> RespondInput:
         if not req.text.strip():
@@ -150,31 +191,42 @@ class RespondPipeline:
             rec.redacted_input, rec.pii_kinds = red.text, red.kinds
             t = mark("pii", t0)
 
-            cls = await self._inference.classify(red.text, top_k=3, deadline=deadline)
+            state_aw = self._state(req, view.customer_id if view else "")
+            cls, state = await asyncio.gather(
+                self._inference.classify(red.text, top_k=3, deadline=deadline), state_aw)
             rec.intent, rec.confidence, rec.out_of_scope = cls.intent, cls.confidence, \
                 cls.out_of_scope
             rec.model_versions["classifier"] = cls.model_version
             rec.model_versions["embedder"] = self._inference.embedder_version()
             t = mark("classify", t)
 
-            grounded = await self._run(grounding.ground, shop, view, cls.intent, red.text)
+            catalog = self._catalog_for(shop)
+            sims = await self._similarity(shop, view, cls.embedding)
+            plan, grounded = await self._run(grounding.plan_and_ground, shop, catalog, view,
+                                             state, cls.intent, red.text, sims)
+            rec.intent = plan.intent
+            rec.link = _link_record(plan)
             rec.order_refs = grounded.order_refs
             rec.facts = [msgspec.to_builtins(f) for f in grounded.facts]
-            decision = await self._route(bundle, req, red.text, cls, view, grounded)
+            t = mark("link", t)
+            decision = await self._route(bundle, req, red.text, cls, view, grounded, plan,
+                                         rec.conversation_id)
             rec.route, rec.rules_fired, rec.sentiment = (decision.route, decision.rules_fired,
                                                         decision.sentiment)
             t = mark("route", t)
 
             passages: list[PassageRef] = []
             offers: list[Offer] = []
-            if decision.route == "automated":
+            if decision.route == "automated" and not plan.question:
                 # Retrieval reuses the classifier's embedding when it has one; offers are
                 # computed alongside (graph kernels in the executor).
                 offers_aw: Awaitable[list[Any]] = (
                     self._knowledge.recommend(view.customer_id, [], self._offers)
                     if decision.cross_sell_allowed and view is not None else _nothing())
                 found, recs = await asyncio.gather(
-                    self._passages_for(red.text, cls.embedding, cls.intent), offers_aw)
+                    self._passages_for(red.text, cls.embedding, plan.intent), offers_aw)
+                found = [(r, p) for r, p in found
+                         if grounding.passage_fits(catalog, p.source_id, grounded.scope)]
                 # The generator sees the pipeline's ranking; the record keeps the
                 # retrieval (cosine) scores.
                 passages = [PassageRef(p.id, p.source_id, p.kind, p.title, p.text, rank)
@@ -184,14 +236,18 @@ class RespondPipeline:
             t = mark("ground", t)
 
             g = Grounding(
-                intent="out_of_scope" if cls.out_of_scope else cls.intent,
+                intent="out_of_scope" if cls.out_of_scope and not plan.resumed else plan.intent,
                 confidence=cls.confidence, channel=req.channel,
                 customer_name=view.name if view else "", message=red.text,
                 facts=grounded.facts, passages=passages, offers=offers,
                 route=decision.route, handoff_message=decision.handoff_message,
+                question=plan.question if decision.route == "automated" else "",
+                linked_order_id=plan.link.order_id if not plan.link.ambiguous else "",
             )
-            generator = self.generator or GroundedComposer(
+            composer = GroundedComposer(
                 max_refund_statement=bundle.policy.promises.max_refund_statement)
+            # A clarifying question is the composer's: it lists the candidates as they are.
+            generator = composer if g.question or self.generator is None else self.generator
             rec.model_versions["generator"] = f"{generator.name}/{generator.version}"
             guard = StreamGuard(bundle.policy, view.order_view if view else None, own,
                                 rules=bundle.checks)
@@ -242,6 +298,9 @@ class RespondPipeline:
             cited = [c for start, c in chunks if outcome != "fallback" or start < guarded]
             actions, handoff, pending = self._actions(rec, decision, cited, req, view)
             rec.actions = [msgspec.to_builtins(a) for a in actions]
+            if self._conversations is not None:
+                await self._conversations.finish(state, plan, decision_id, rec.conversation_id,
+                                                 red.text, decision.route, datetime.now(UTC))
             rec.finished_at = utcnow()
             mark("total", t0)
             await self._records.submit_decision(rec, handoff, pending)
@@ -287,19 +346,23 @@ class RespondPipeline:
         return ranked[:k]  # (ranking score, passage with its retrieval score)
 
     async def _route(self, bundle: Any, req: RespondInput, text: str, cls: Any,
-                     view: grounding.CustomerView | None,
-                     grounded: grounding.Grounded) -> RouteDecision:
+                     view: grounding.CustomerView | None, grounded: grounding.Grounded,
+                     plan: TurnPlan, conversation_id: str) -> RouteDecision:
         esc = bundle.policy.escalation
         repeat = 0
-        if view is not None and grounded.order_refs:
-            since = (datetime.now(UTC) - timedelta(days=esc.repeat_contact_window_days))
-            repeat = await self._records.recent_contacts(
-                view.customer_id, grounded.order_refs, since.isoformat(timespec="milliseconds"))
+        if view is not None and self._conversations is not None:
+            # Earlier conversations about the same issue: customer, linked order or item,
+            # intent family (a new topic is not a repeat).
+            since = datetime.now(UTC) - timedelta(days=esc.repeat_contact_window_days)
+            repeat = await self._conversations.repeat_contacts(
+                view.customer_id, plan, conversation_id, since)
         amounts = [m.amount for m in extract_amounts(text)]
-        if not amounts and cls.intent in _REFUND_BY_ORDER_INTENTS and grounded.order_refs:
+        if not amounts and plan.intent in _REFUND_BY_ORDER_INTENTS and grounded.order_refs:
             amounts = [grounded.order_totals.get(o, 0.0) for o in grounded.order_refs]
+        resumed = plan.resumed  # an answer to our question: its intent, not the classifier's
         decision: RouteDecision = bundle.router.route(RoutingInput(
-            intent=cls.intent, confidence=cls.confidence, out_of_scope=cls.out_of_scope,
+            intent=plan.intent, confidence=1.0 if resumed else cls.confidence,
+            out_of_scope=cls.out_of_scope and not resumed,
             text=text, segment=view.segment if view else "standard", repeat_contacts=repeat,
             requested_refund_amount=max(amounts) if amounts else None, channel=req.channel,
             refund_in_progress=view.refund_in_progress if view else False,
@@ -342,6 +405,16 @@ class RespondPipeline:
 
 async def _nothing() -> list[Any]:
     return []
+
+
+def _link_record(plan: TurnPlan) -> dict[str, Any]:
+    """The link for the decision record: the choice, how it was made, every candidate,
+    and the question when one was asked."""
+    out: dict[str, Any] = msgspec.to_builtins(plan.link)
+    out["resumed"] = plan.resumed
+    if plan.question:
+        out["question"] = plan.question
+    return out
 
 
 def _citations(chunks: list[Chunk]) -> list[Citation]:

@@ -54,6 +54,10 @@ class DecisionRecord(msgspec.Struct, kw_only=True):
     order_refs: list[str] = []  # order ids this contact was about (repeat-contact rule)
     final_text: str = ""
     outcome: str = ""
+    # What the turn was linked to (server/conversation): choice, confidence, how, the
+    # candidates considered, and the clarifying question when one was asked.
+    link: dict[str, Any] = {}
+    flow: dict[str, Any] = {}  # the guided-flow step of this turn, when one runs
 
 
 class Handoff(msgspec.Struct, kw_only=True):

@@ -1,0 +1,1 @@
+"""Conversations: reference linking, multi-turn state, clarifying questions."""
