@@ -356,15 +356,19 @@ class RespondPipeline:
             since = datetime.now(UTC) - timedelta(days=esc.repeat_contact_window_days)
             repeat = await self._conversations.repeat_contacts(
                 view.customer_id, plan, conversation_id, since)
-        amounts = [m.amount for m in extract_amounts(text)]
+        # Amounts keep their currency: the router converts by the policy's rates or flags.
+        amounts = [(m.amount, m.currency) for m in extract_amounts(text)]
         if not amounts and plan.intent in _REFUND_BY_ORDER_INTENTS and grounded.order_refs:
-            amounts = [grounded.order_totals.get(o, 0.0) for o in grounded.order_refs]
+            amounts = [(grounded.order_totals.get(o, 0.0), grounded.order_currency.get(o, ""))
+                       for o in grounded.order_refs]
+        refund = max(amounts, key=lambda a: _comparable(esc, *a), default=None)
         resumed = plan.resumed  # an answer to our question: its intent, not the classifier's
         decision: RouteDecision = bundle.router.route(RoutingInput(
             intent=plan.intent, confidence=1.0 if resumed else cls.confidence,
             out_of_scope=cls.out_of_scope and not resumed,
             text=text, segment=view.segment if view else "standard", repeat_contacts=repeat,
-            requested_refund_amount=max(amounts) if amounts else None, channel=req.channel,
+            requested_refund_amount=refund[0] if refund else None,
+            requested_refund_currency=refund[1] if refund else "", channel=req.channel,
             refund_in_progress=view.refund_in_progress if view else False,
         ))
         return decision
@@ -387,7 +391,9 @@ class RespondPipeline:
                 action_id=action_id, decision_id=rec.decision_id,
                 kind=f"{p.action}_pending_approval", state="pending",
                 customer_id=rec.customer_id, order_id=order, amount=p.amount or 0.0,
-                detail=f"{p.reason}: {p.amount} above the automatic limit {p.limit}",
+                currency=p.currency,
+                detail=(f"{p.reason}: {p.amount} {p.currency} against the automatic limit "
+                        f"{p.limit} {p.limit_currency}"),
                 created_at=now, updated_at=now))
             actions.append(ActionOut(f"{p.action}_pending_approval", action_id=action_id,
                                      status="pending", detail=p.reason))
@@ -405,6 +411,13 @@ class RespondPipeline:
 
 async def _nothing() -> list[Any]:
     return []
+
+
+def _comparable(esc: Any, amount: float, currency: str) -> float:
+    """An amount in the policy's refund currency; one without a rate ranks first, so
+    that the router flags it rather than comparing it as if it were converted."""
+    converted = esc.in_refund_currency(amount, currency)
+    return float("inf") if converted is None else float(converted)
 
 
 def _link_record(plan: TurnPlan) -> dict[str, Any]:

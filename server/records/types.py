@@ -84,6 +84,7 @@ class PendingAction(msgspec.Struct, kw_only=True):
     customer_id: str = ""
     order_id: str = ""
     amount: float = 0.0
+    currency: str = ""  # of amount (ISO 4217)
     detail: str = ""
     agent_id: str = ""
     note: str = ""

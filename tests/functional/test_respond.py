@@ -239,15 +239,15 @@ def test_policy_reload_is_atomic_and_named_in_records(
     next(call)  # the call is streaming under the policy it started with
     new = tmp_path / "policy.toml"
     new.write_text(default_policy_path().read_text().replace(
-        'version = "2026.11.1"', 'version = "2026.12.0"', 1))
+        'version = "2026.12.1"', 'version = "2026.12.9"', 1))
     reloaded = clients.admin.ReloadPolicies(admin_pb2.ReloadPoliciesRequest(path=str(new)))
-    assert (reloaded.version, reloaded.previous_version) == ("2026.12.0", "2026.11.1")
+    assert (reloaded.version, reloaded.previous_version) == ("2026.12.9", "2026.12.1")
     for _ in call:
         pass
-    assert _wait_for_record(clients, in_flight).policy_version == "2026.11.1"
+    assert _wait_for_record(clients, in_flight).policy_version == "2026.12.1"
     clients.srv.app.respond.generator = None  # type: ignore[union-attr]
     _, final, _ = clients.respond("how do returns work?")
-    assert clients.decision(final.decision_id).policy_version == "2026.12.0"
+    assert clients.decision(final.decision_id).policy_version == "2026.12.9"
     bad = tmp_path / "bad.toml"
     bad.write_text("version = 3\n")
     with pytest.raises(grpc.RpcError) as err:
