@@ -128,10 +128,12 @@ def _similar(a: str, b: str) -> bool:
 
 def product_scores(text: str, products: Mapping[str, ProductInfo],
                    similarity: Mapping[str, float] | None = None,
-                   min_similarity: float = 0.5) -> dict[str, float]:
+                   min_similarity: float = 0.3, min_margin: float = 0.12) -> dict[str, float]:
     """Score in (0, 1] for each product the text mentions: title words 0.6-1.0 (more of
-    the title named scores higher), brand 0.55, category words 0.5, and embedding
-    similarity (scaled below word matches) only when no product matched by words."""
+    the title named scores higher), brand 0.55, category words 0.5. Only when no product
+    matched by words: the product whose title embedding is closest to the message, if it
+    is at least `min_similarity` and beats the next one by `min_margin` (scored 0.3-0.55,
+    below any word match)."""
     words = set(content_words(text))
     scores: dict[str, float] = {}
     if words:
@@ -147,10 +149,11 @@ def product_scores(text: str, products: Mapping[str, ProductInfo],
             parts = [p for p in info.category.split("/") if p][1:]
             if set(content_words(" ".join(parts))) & words:
                 scores[pid] = 0.5
-    if not scores and similarity:
-        for pid, sim in similarity.items():
-            if pid in products and sim >= min_similarity:
-                scores[pid] = round(0.3 + 0.25 * sim, 4)
+    if not scores and similarity and words:
+        ranked = sorted(((s, p) for p, s in similarity.items() if p in products), reverse=True)
+        if ranked and ranked[0][0] >= min_similarity and (
+                len(ranked) == 1 or ranked[0][0] - ranked[1][0] >= min_margin):
+            scores[ranked[0][1]] = round(0.3 + 0.25 * ranked[0][0], 4)
     return scores
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from server.conversation import clarify
-from server.conversation.linker import Link, ProductInfo, candidate
+from server.conversation.linker import Link, ProductInfo, candidate, content_words
 from server.conversation.linker import link as link_text
 from server.conversation.state import (
     ConversationState,
@@ -56,6 +56,20 @@ class TurnPlan(msgspec.Struct, frozen=True):
     question: str = ""  # "" = answer; else the clarifying question to ask
     open_question: OpenQuestion | None = None  # what the next turn may answer
     resumed: bool = False  # this turn answered the open question
+
+
+# Words that name no item: what a message says about the item or the request.
+_NOT_ITEMS = frozenset(content_words(
+    "small big large too tight loose late early urgent quick quickly soon still already "
+    "hasn't haven't never far long size colour color fit fits refund deadline canada germany "
+    "address email phone account card iban bank payment paid pay charged invoice code "
+    "discount promo help everything something anything anymore open opened unopened box "
+    "label photo picture gov"))
+
+
+def unmatched_words(text: str) -> list[str]:
+    """Words that could name an item but are not what a message says about one."""
+    return [w for w in content_words(text) if w not in _NOT_ITEMS and not w.isdigit()]
 
 
 def family(intent: str) -> str:
@@ -103,7 +117,8 @@ def plan_turn(state: ConversationState, text: str, intent: str, orders: Sequence
         pool = [o for o in (lookup_order(w) for w in text.replace("#", " ").split())
                 if o is not None][:1]
     q = state.open_question
-    if q is not None and q.kind == "order_id" and pool and not known_customer:
+    answered = q is not None and q.kind == "order_id" and bool(pool) and not known_customer
+    if answered and q is not None:
         intent = q.intent  # the visitor answered the question for their order number
     link = link_text(text, pool, products, now, similarity)
     if link.how == "none" and not link.unknown_ids:
@@ -111,13 +126,16 @@ def plan_turn(state: ConversationState, text: str, intent: str, orders: Sequence
         carried = carry(state)
         if carried is not None and carried.order_id in owned:
             link = msgspec.structs.replace(carried, candidates=link.candidates)
-        elif clarify.needs_order(intent) and not facts_answer and clarify.personal(text):
+        elif (clarify.needs_order(intent) and not facts_answer and clarify.personal(text)
+              and not unmatched_words(text)):
+            # Nothing named: the only or the one open order. A word that may name an item
+            # but matched none of theirs ("my sneakers") gets a question, not a guess.
             link = _fallback(pool, now, recent_days) or link
     question = ""
     if not facts_answer or link.order_id:
         question = clarify.question_for(intent, link, known_customer, bool(pool), text)
     if not question:
-        return TurnPlan(intent, link)
+        return TurnPlan(intent, link, resumed=answered)
     listed = link.candidates[:clarify.MAX_CANDIDATES] if known_customer else []
     kind = "which_order" if listed else "order_id"
     return TurnPlan(intent, link, question, OpenQuestion(kind, intent, listed, now.isoformat()))

@@ -224,10 +224,12 @@ def ground(shop: ShopKnowledge, view: CustomerView | None, intent: str, text: st
         return Grounded(out, [], totals)
     o = facts.order(link.order_id)
     out.append(order_fact(o))
-    totals[o.order_id] = o.total
-    currency[o.order_id] = o.currency
     items = [i for i in o.items if not link.product_id or i.product_id == link.product_id]
     items = items or o.items
+    # What a refund for this contact could be: the linked item's lines, else the order.
+    totals[o.order_id] = (round(sum(i.unit_price * i.quantity for i in items), 2)
+                          if link.product_id else o.total)
+    currency[o.order_id] = o.currency
     if intent in RETURN_INTENTS:
         for item in items:
             try:

@@ -164,3 +164,13 @@ async def test_repeat_contacts_are_counted_per_issue_not_per_message(tmp_path: P
     general = _plan(s, "do you ship to Canada?", "delivery_options")
     assert await convs.repeat_contacts("C1", general, "c-new", since) == 0
     await records.close()
+
+
+def test_an_item_word_that_matches_nothing_is_asked_about_not_guessed() -> None:
+    s = _fresh()
+    # O0000863 is the one open order, but "sneakers" names none of the customer's items.
+    plan = _plan(s, "my sneakers are too small, can I return them?", "return_item")
+    assert plan.link.order_id in ("", "O0000863") and plan.question.startswith("Which order")
+    # Words about the request, not the item, still let the open order be the one meant.
+    assert _plan(s, "where is my order? it's urgent", "order_status").link.order_id == (
+        "O0000863")
