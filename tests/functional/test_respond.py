@@ -273,8 +273,17 @@ def test_bad_requests(clients: Clients) -> None:
 def test_feedback_is_validated_and_stored(clients: Clients) -> None:
     _, final, _ = clients.respond("what are your shipping costs?")
     ok = clients.support.Feedback(support_pb2.FeedbackRequest(
-        decision_id=final.decision_id, csat=5, nps=9, resolved=True, text="great, thanks"))
+        decision_id=final.decision_id, csat=5, nps=9, resolved=True,
+        text=f"great, thanks! mail me at {RAW_PII[0]}"))
     assert ok.feedback_id
+    # Read it back from the record store: every field as sent, the free text redacted.
+    assert clients.srv.app is not None
+    stored = clients.srv.call(clients.srv.app.records.list_feedback(final.decision_id))
+    assert [f.feedback_id for f in stored] == [ok.feedback_id]
+    fb = stored[0]
+    assert (fb.decision_id, fb.csat, fb.nps, fb.resolved) == (final.decision_id, 5, 9, True)
+    assert fb.text.startswith("great, thanks! mail me at ") and RAW_PII[0] not in fb.text
+    assert "[EMAIL]" in fb.text and fb.created_at
     for req, code in [
         (support_pb2.FeedbackRequest(decision_id="dec-nope", csat=3), grpc.StatusCode.NOT_FOUND),
         (support_pb2.FeedbackRequest(decision_id=final.decision_id, csat=9),
@@ -285,6 +294,8 @@ def test_feedback_is_validated_and_stored(clients: Clients) -> None:
         with pytest.raises(grpc.RpcError) as err:
             clients.support.Feedback(req)
         assert err.value.code() == code
+    # Rejected feedback is not stored.
+    assert len(clients.srv.call(clients.srv.app.records.list_feedback(final.decision_id))) == 1
 
 
 def test_no_raw_pii_in_database_or_logs(
