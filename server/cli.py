@@ -23,7 +23,8 @@ log = logging.getLogger("aftercare")
 # (module, function) pairs that add subcommands to a subparsers object. Imported
 # lazily when present, so the CLI still works while an area is missing.
 _BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond")
-_EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),)
+_EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),
+         ("bench.conversations", "register_eval"))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

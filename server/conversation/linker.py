@@ -149,12 +149,33 @@ def product_scores(text: str, products: Mapping[str, ProductInfo],
             parts = [p for p in info.category.split("/") if p][1:]
             if set(content_words(" ".join(parts))) & words:
                 scores[pid] = 0.5
+    # A full title in the text beats any partial match; of titles that contain one
+    # another ("Case for Orbit 3" in "Case for Orbit 3 Mini"), the longest is the one meant.
+    low = text.casefold()
+    exact = {p: products[p].title.casefold() for p in scores
+             if products[p].title.casefold() in low}
+    for p, t in exact.items():
+        if not any(t != u and t in u for u in exact.values()):
+            scores[p] = 1.1
     if not scores and similarity and words:
         ranked = sorted(((s, p) for p, s in similarity.items() if p in products), reverse=True)
         if ranked and ranked[0][0] >= min_similarity and (
                 len(ranked) == 1 or ranked[0][0] - ranked[1][0] >= min_margin):
             scores[ranked[0][1]] = round(0.3 + 0.25 * ranked[0][0], 4)
     return scores
+
+
+def mask_titles(text: str, titles: Sequence[str], mask: str = "item") -> str:
+    """The text with full product titles replaced by `mask` (longest first), so that a
+    title's words do not sway the intent classifier."""
+    low = text.casefold()
+    for title in sorted(titles, key=len, reverse=True):
+        t = title.casefold()
+        start = low.find(t) if len(t.split()) >= 2 else -1
+        if start >= 0:
+            text = text[:start] + mask + text[start + len(t):]
+            low = low[:start] + mask + low[start + len(t):]
+    return text
 
 
 def explicit_order_ids(text: str, orders: Sequence[OrderFacts]) -> tuple[list[str], list[str]]:

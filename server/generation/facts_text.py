@@ -166,7 +166,9 @@ def eligibility_lines(g: Grounding, order_id: str) -> list[Line]:
             public = "Your item can be returned."
         elif eligible is False:
             text = f"{title[:1].upper()}{title[1:]} is not eligible for return"
-            text += f": {reason[:1].lower()}{reason[1:]}." if reason else "."
+            if reason.startswith(("The ", "No ")):  # a sentence, not a title, follows
+                reason = reason[:1].lower() + reason[1:]
+            text += f": {reason}." if reason else "."
             public = "Your item is not eligible for return."
         else:
             text, public = fact.text, None

@@ -18,7 +18,7 @@ from datetime import datetime
 
 import msgspec
 
-from server.conversation.linker import Link, ProductInfo
+from server.conversation.linker import Link, ProductInfo, mask_titles
 from server.conversation.state import ConversationState
 from server.conversation.turns import TurnPlan, plan_turn
 from server.errors import NotFound
@@ -81,6 +81,15 @@ def catalog_view(shop: ShopKnowledge) -> CatalogView:
         if pol.applies_to and pol.applies_to != "*":
             scope[pol.policy_id] = (pol.applies_to,)
     return CatalogView(products, scope)
+
+
+def classifier_text(text: str, view: CustomerView | None, catalog: CatalogView) -> str:
+    """The message with the full titles of the customer's items masked: "I want to return
+    the Argan Shampoo 400 ml" reads to the intent classifier as a return, not a reorder."""
+    if view is None:
+        return text
+    titles = [catalog.products[p].title for p in view.own_ids if p in catalog.products]
+    return mask_titles(text, titles)
 
 
 def passage_fits(catalog: CatalogView, source_id: str, scope: tuple[str, ...]) -> bool:

@@ -117,11 +117,14 @@ class RespondPipeline:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _redact_for(self, shop: ShopKnowledge, req: RespondInput,
-                    ) -> tuple[grounding.CustomerView | None, Redaction]:
-        """The customer (NotFound for an unknown id) and their message without PII; their
-        own order and product ids stay, since they are not PII to this shop."""
+                    ) -> tuple[grounding.CustomerView | None, Redaction, str]:
+        """The customer (NotFound for an unknown id), their message without PII (their
+        own order and product ids stay, since they are not PII to this shop), and the
+        text the classifier reads: with the titles of their items masked."""
         view = grounding.customer_view(shop, req.customer_id)
-        return view, self._detector.redact(req.text, view.own_ids if view else frozenset())
+        red = self._detector.redact(req.text, view.own_ids if view else frozenset())
+        catalog = self._catalog_for(shop)
+        return view, red, grounding.classifier_text(red.text, view, catalog)
 
     def _catalog_for(self, shop: ShopKnowledge) -> grounding.CatalogView:
         held = self._catalog
@@ -186,14 +189,14 @@ class RespondPipeline:
         )
         submitted = False
         try:
-            view, red = await self._run(self._redact_for, shop, req)
+            view, red, cls_text = await self._run(self._redact_for, shop, req)
             own = view.own_ids if view else frozenset()
             rec.redacted_input, rec.pii_kinds = red.text, red.kinds
             t = mark("pii", t0)
 
             state_aw = self._state(req, view.customer_id if view else "")
             cls, state = await asyncio.gather(
-                self._inference.classify(red.text, top_k=3, deadline=deadline), state_aw)
+                self._inference.classify(cls_text, top_k=3, deadline=deadline), state_aw)
             rec.intent, rec.confidence, rec.out_of_scope = cls.intent, cls.confidence, \
                 cls.out_of_scope
             rec.model_versions["classifier"] = cls.model_version

@@ -12,6 +12,7 @@ from server.conversation.linker import (
     content_words,
     explicit_order_ids,
     link,
+    mask_titles,
     months_named,
     resolve_answer,
 )
@@ -136,3 +137,20 @@ def test_answer_by_title_and_answers_that_pick_nothing() -> None:
     assert resolve_answer("the chair", cands, PRODUCTS, NOW).order_id == "O0000858"  # type: ignore[union-attr]
     assert resolve_answer("do you ship to Canada?", cands, PRODUCTS, NOW) is None
     assert resolve_answer("the fifth one", cands, PRODUCTS, NOW) is None
+
+
+def test_full_title_wins_and_titles_are_masked_for_the_classifier() -> None:
+    products = {**PRODUCTS,
+                "CAS-1": ProductInfo("Clear Case for Orbit 3", "Orbit", "Electronics/Cases"),
+                "CAS-2": ProductInfo("Clear Case for Orbit 3 Mini", "Orbit", "Electronics/Cases")}
+    orders = [_order("O0000900", "2026-10-01", "SHO-0001"),
+              OrderFacts("O0000890", "delivered", NOW, NOW, NOW, 9.0, "EUR", [
+                  OrderItemFacts("CAS-1", "Clear Case for Orbit 3", 1, 9.0, False)]),
+              OrderFacts("O0000880", "delivered", NOW, NOW, NOW, 9.0, "EUR", [
+                  OrderItemFacts("CAS-2", "Clear Case for Orbit 3 Mini", 1, 9.0, False)])]
+    got = link("return the Clear Case for Orbit 3 Mini", orders, products, NOW)
+    assert (got.order_id, got.product_id, got.ambiguous) == ("O0000880", "CAS-2", False)
+    assert mask_titles("I want to return the Dark Chocolate 85% 100 g x5 please",
+                       [p.title for p in PRODUCTS.values()]) == (
+        "I want to return the item please")
+    assert mask_titles("my shoes", ["Stride Road Running Shoes"]) == "my shoes"
