@@ -32,10 +32,11 @@ from server.governance.guard import StreamGuard
 from server.governance.pii import PiiDetector, Redaction
 from server.governance.routing import RouteDecision, RoutingInput, extract_amounts
 from server.inference.service import InferenceService
-from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import KnowledgeService, ShopKnowledge
 from server.pipeline import grounding
+from server.pipeline.passages import PassageFinder
 from server.pipeline.policies import PolicyState
+from server.pipeline.shop_views import ShopViews
 from server.records.store import RecordStore, utcnow
 from server.records.types import (
     DecisionRecord,
@@ -106,12 +107,11 @@ class RespondPipeline:
         self._executor = executor
         self.generator = generator  # None = the grounded composer under the policy in force
         self._max_bytes = max_text_bytes
-        self._retrieval = retrieval or RetrievalConfig()
+        self._passages = PassageFinder(inference, knowledge, retrieval or RetrievalConfig())
         self._offers = offers
         self._conversations = conversations
-        self._conv_cfg = conversation or ConversationConfig()
-        self._catalog: tuple[str, grounding.CatalogView] | None = None
-        self._title_vectors: tuple[str, list[str], Any] | None = None
+        self._shop_views = ShopViews(inference, (conversation or ConversationConfig())
+                                     .title_similarity)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -123,40 +123,14 @@ class RespondPipeline:
         text the classifier reads: with the titles of their items masked."""
         view = grounding.customer_view(shop, req.customer_id)
         red = self._detector.redact(req.text, view.own_ids if view else frozenset())
-        catalog = self._catalog_for(shop)
+        catalog = self._shop_views.catalog(shop)
         return view, red, grounding.classifier_text(red.text, view, catalog)
-
-    def _catalog_for(self, shop: ShopKnowledge) -> grounding.CatalogView:
-        held = self._catalog
-        if held is None or held[0] != shop.snapshot_id:
-            held = (shop.snapshot_id, grounding.catalog_view(shop))
-            self._catalog = held
-        return held[1]
 
     async def _state(self, req: RespondInput, customer_id: str) -> ConversationState:
         if self._conversations is None:
             return ConversationState(req.conversation_id, customer_id, utcnow())
         return await self._conversations.begin(req.conversation_id, customer_id,
                                                datetime.now(UTC))
-
-    async def _similarity(self, shop: ShopKnowledge, view: grounding.CustomerView | None,
-                          vector: Any) -> dict[str, float] | None:
-        """Cosine of the message and the titles of the customer's order lines (title
-        vectors are embedded once per snapshot), for mentions no title word matches."""
-        if view is None or vector is None or not self._conv_cfg.title_similarity:
-            return None
-        held = self._title_vectors
-        if held is None or held[0] != shop.snapshot_id:
-            ids = [p.product_id for p in shop.snapshot.products]
-            titles = [p.title for p in shop.snapshot.products]
-            vecs = (await self._inference.embed_documents(titles)).vectors if titles else None
-            held = (shop.snapshot_id, ids, vecs)
-            self._title_vectors = held
-        _, ids, vecs = held
-        if vecs is None:
-            return None
-        sims = vecs @ vector
-        return {pid: float(sims[i]) for i, pid in enumerate(ids) if pid in view.own_ids}
 
     def _validate(self, req: RespondInput) -> RespondInput:
         if not req.text.strip():
@@ -203,8 +177,8 @@ class RespondPipeline:
             rec.model_versions["embedder"] = self._inference.embedder_version()
             t = mark("classify", t)
 
-            catalog = self._catalog_for(shop)
-            sims = await self._similarity(shop, view, cls.embedding)
+            catalog = self._shop_views.catalog(shop)
+            sims = await self._shop_views.title_similarity(shop, view, cls.embedding)
             plan, grounded = await self._run(grounding.plan_and_ground, shop, catalog, view,
                                              state, cls.intent, red.text, sims)
             rec.intent = plan.intent
@@ -227,7 +201,7 @@ class RespondPipeline:
                     self._knowledge.recommend(view.customer_id, [], self._offers)
                     if decision.cross_sell_allowed and view is not None else _nothing())
                 found, recs = await asyncio.gather(
-                    self._passages_for(red.text, cls.embedding, plan.intent), offers_aw)
+                    self._passages.find(red.text, cls.embedding, plan.intent), offers_aw)
                 found = [(r, p) for r, p in found
                          if grounding.passage_fits(catalog, p.source_id, grounded.scope)]
                 # The generator sees the pipeline's ranking; the record keeps the
@@ -323,30 +297,6 @@ class RespondPipeline:
                 rec.finished_at = utcnow()
                 lat.setdefault("total", round((time.perf_counter() - t0) * 1000.0, 3))
                 await self._records.submit_decision(rec)
-
-    async def _passages_for(self, text: str, vector: Any, intent: str,
-                            ) -> list[tuple[float, Passage]]:
-        """The best customer-facing passages: one filtered search per allowed kind, plus
-        the articles tagged for this intent (ranked up by `intent_tag_boost`), merged;
-        matches under `respond_min_score` are not quoted."""
-        cfg = self._retrieval
-        k = cfg.respond_passages
-        filters = [{"kind": kind} for kind in cfg.respond_kinds]
-        tag = cfg.intent_tags.get(intent, "")
-        if tag and "article" in cfg.respond_kinds:
-            filters.append({"kind": "article", "tag": tag})
-        if vector is None:  # the classifier's encoder is not the index's: embed the text
-            vector = (await self._inference.embed_documents([text])).vectors[0]
-        hits = await self._knowledge.search_filtered(vector, [(k, f) for f in filters])
-        best: dict[str, tuple[float, Passage]] = {}
-        for f, found in zip(filters, hits, strict=True):
-            boost = cfg.intent_tag_boost if "tag" in f else 0.0
-            for p in found:
-                if p.score >= cfg.respond_min_score and (
-                        p.id not in best or best[p.id][0] < p.score + boost):
-                    best[p.id] = (p.score + boost, p)
-        ranked = sorted(best.values(), key=lambda sp: (-sp[0], sp[1].id))
-        return ranked[:k]  # (ranking score, passage with its retrieval score)
 
     async def _route(self, bundle: Any, req: RespondInput, text: str, cls: Any,
                      view: grounding.CustomerView | None, grounded: grounding.Grounded,
