@@ -9,6 +9,7 @@ close sessions and stores, stop the executor.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -36,17 +37,21 @@ from server.api.agent import AgentServicer
 from server.api.errors import ErrorInterceptor
 from server.api.support import SupportServicer
 from server.config import Config
+from server.conversation.flow_sources import configured_flows
 from server.conversation.turns import Conversations
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
 from server.inference.encoder import EncoderModel
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.service import InferenceService
+from server.knowledge.retrieval.affinity import learn_from_documents
 from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
+from server.records.citations import confirmed_citations
 from server.records.conversations import ConversationStore
+from server.records.drafts import DraftStore
 from server.records.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -73,6 +78,9 @@ class App:
             self.executor, config.retrieval.default_top_k, self._load_shop
         )
         self.records = RecordStore(Path(config.records.path), config.records.queue_size)
+        # Guided flows (docs/flows.md); the Respond pipeline walks them per conversation.
+        self.flows = configured_flows(config.flows, config.data, REPO_ROOT)
+        self.drafts = DraftStore(self.records)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.conversations = ConversationStore(self.records)
@@ -81,6 +89,7 @@ class App:
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
             conversations=Conversations(self.conversations, config.conversation.idle_timeout_s),
             conversation=config.conversation,
+            channels=config.channels, drafts=self.drafts, flows=self.flows,
         )
         self.health = HealthServicer()
         self.server = aio.server(
@@ -96,7 +105,8 @@ class App:
                             FeedbackService(self.records, detector)),
             self.server,
         )
-        agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records), self.server)
+        agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self.records, self.drafts),
+                                                   self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.records, self.policies, self.registry, self.knowledge,
                           self.executor),
@@ -164,6 +174,7 @@ class App:
         await self._set_serving(False)
         await self.records.start()
         await self.conversations.start()
+        await self.drafts.start()
         await self.server.start()
         log.info("aftercare listening on %s:%d (warming up)", self.config.server.host, self.port)
         loop = asyncio.get_running_loop()
@@ -190,11 +201,29 @@ class App:
         data = self.config.data
         if data_dir:
             data = msgspec.structs.replace(data, dir=data_dir)
-        return await load_shop(
+        shop = await load_shop(
             data, self.config.retrieval, self._embed_for_index,
             embedder.model_version, int(embedder.manifest.get("embedding_dim", 384)),
             self.executor, REPO_ROOT,
         )
+        return await self._with_affinity(shop)
+
+    async def _with_affinity(self, shop: ShopKnowledge) -> ShopKnowledge:
+        """Learn which of the shop's documents fit each intent (the classifier in force
+        reads their titles and tags; answers people confirmed add evidence); Respond
+        ranks those up."""
+        cfg = self.config.retrieval
+        if not cfg.intent_affinity:
+            return shop
+        cited = await confirmed_citations(self.records)
+        learned = await learn_from_documents(
+            shop.retriever.documents(), self.inference.classify_documents, cfg.respond_kinds,
+            per_intent=cfg.affinity_per_intent, min_weight=cfg.affinity_min_weight,
+            citations=cited)
+        log.info("intent affinity: %d intents over %d documents (%s), %d confirmed citations",
+                 len(learned.by_intent), learned.documents, learned.classifier_version,
+                 sum(cited.values()))
+        return dataclasses.replace(shop, affinity=learned)
 
     async def _load_knowledge(self) -> None:
         shop, _ = await self.knowledge.reload()

@@ -22,7 +22,8 @@ log = logging.getLogger("aftercare")
 
 # (module, function) pairs that add subcommands to a subparsers object. Imported
 # lazily when present, so the CLI still works while an area is missing.
-_BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond")
+_BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond",
+          "bench.affinity")
 _EVAL = (("server.knowledge.recommend.evaluate", "register_eval"),
          ("bench.conversations", "register_eval"))
 

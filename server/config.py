@@ -13,7 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -21,16 +21,6 @@ from server.errors import InvalidInput
 
 ENV_PREFIX = "AFTERCARE_"
 
-
-DEMO_INTENT_TAGS = {
-    "order_status": "tracking", "cancel_order": "cancellation", "change_order": "change order",
-    "return_item": "returns", "refund_status": "refunds", "damaged_item": "damaged",
-    "wrong_item": "wrong item", "missing_package": "lost parcel", "warranty_claim": "warranty",
-    "change_address": "address", "delivery_options": "delivery", "shipping_cost": "costs",
-    "payment_problem": "payment issue", "invoice_request": "invoice", "account_access": "login",
-    "delete_account": "privacy", "promo_code": "promo code", "complaint": "contact",
-    "talk_to_human": "contact", "newsletter": "newsletter",
-}
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -100,9 +90,14 @@ class RetrievalConfig(_Section):
     respond_kinds: list[str] = msgspec.field(default_factory=lambda: ["article", "policy"])
     respond_min_score: float = 0.3  # cosine; weaker passages are not quoted
     respond_passages: int = 3
-    # Help-center tag per intent: Respond ranks articles with that tag first (the
-    # embedding alone ranks short messages loosely). Defaults fit the demo shop.
-    intent_tags: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEMO_INTENT_TAGS))
+    # Respond ranks up the documents that fit the intent (the embedding alone ranks
+    # short messages loosely): learned per shop from the documents' titles and tags
+    # (server/knowledge/retrieval/affinity.py), by cosine + intent_tag_boost * affinity.
+    intent_affinity: bool = True
+    affinity_per_intent: int = 3  # documents ranked up per intent
+    affinity_min_weight: float = 0.25  # p(intent | title, tags) below this: no boost
+    # Optional pins: help-center tag per intent, ranked up at the full boost.
+    intent_tags: dict[str, str] = {}
     intent_tag_boost: float = 0.15
 
 
@@ -131,6 +126,27 @@ class ConversationConfig(_Section):
     title_similarity: bool = True
 
 
+class FlowsConfig(_Section):
+    paths: list[str] = []  # extra flow files (docs/flows.md), loaded after the shipped ones
+    use_shared: bool = True  # the ABCD subflows, when the shared data is present
+    abcd_dir: str = ""  # "" = <data.shared_dir or ../shared/data>/abcd
+
+
+class ChannelConfig(_Section):
+    # assist: answers are drafts for a human agent to review (Final.route = "draft").
+    mode: Literal["auto", "assist"] = "auto"
+
+
+class ChannelsConfig(_Section):
+    chat: ChannelConfig = msgspec.field(default_factory=ChannelConfig)
+    email: ChannelConfig = msgspec.field(default_factory=ChannelConfig)
+    social: ChannelConfig = msgspec.field(default_factory=ChannelConfig)
+
+    def mode(self, channel: str) -> str:
+        cfg = getattr(self, channel, None)
+        return cfg.mode if isinstance(cfg, ChannelConfig) else "auto"
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
@@ -142,6 +158,8 @@ class Config(_Section):
     policy: PolicyConfig = msgspec.field(default_factory=PolicyConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
     conversation: ConversationConfig = msgspec.field(default_factory=ConversationConfig)
+    flows: FlowsConfig = msgspec.field(default_factory=FlowsConfig)
+    channels: ChannelsConfig = msgspec.field(default_factory=ChannelsConfig)
     executor_threads: int = 4  # CPU work off the event loop (tokenize, ONNX, kernels)
     log_level: str = "INFO"
 

@@ -1,17 +1,20 @@
-"""aftercare.v1.Agent servicer: the human side of handoffs and approvals."""
+"""aftercare.v1.Agent servicer: the human side of handoffs, approvals and drafts."""
 
 from __future__ import annotations
 
 from grpc import aio
 
 from aftercare.v1 import agent_pb2, agent_pb2_grpc
+from server.api.drafts_pb import draft_pb, rates_pb
 from server.api.records_pb import action_pb, handoff_pb
+from server.records.drafts import DraftStore
 from server.records.store import RecordStore
 
 
 class AgentServicer(agent_pb2_grpc.AgentServicer):
-    def __init__(self, records: RecordStore) -> None:
+    def __init__(self, records: RecordStore, drafts: DraftStore) -> None:
         self._records = records
+        self._drafts = drafts
 
     async def ListHandoffs(
         self, request: agent_pb2.ListHandoffsRequest, context: aio.ServicerContext
@@ -56,3 +59,19 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             request.action_id, request.agent_id, approve=False, note=request.note
         )
         return action_pb(a)
+
+    async def ListDrafts(
+        self, request: agent_pb2.ListDraftsRequest, context: aio.ServicerContext
+    ) -> agent_pb2.ListDraftsResponse:
+        items = await self._drafts.list_drafts(request.state, request.limit, request.intent,
+                                        request.channel)
+        rates = await self._drafts.rates()
+        return agent_pb2.ListDraftsResponse(drafts=[draft_pb(d) for d in items],
+                                            rates=[rates_pb(r) for r in rates])
+
+    async def ReviewDraft(
+        self, request: agent_pb2.ReviewDraftRequest, context: aio.ServicerContext
+    ) -> agent_pb2.Draft:
+        d = await self._drafts.review(request.decision_id, request.agent_id, request.verdict,
+                                      request.edited_text)
+        return draft_pb(d)

@@ -1,1 +1,2 @@
-"""Conversations: reference linking, multi-turn state, clarifying questions."""
+"""Conversations: reference linking, multi-turn state, clarifying questions, guided
+flows."""

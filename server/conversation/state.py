@@ -101,9 +101,12 @@ def carry(state: ConversationState) -> Link | None:
 
 def after_turn(state: ConversationState, turn: Turn, link: Link,
                question: OpenQuestion | None, flow: FlowPosition | None = None,
-               slots: Mapping[str, str] | None = None) -> ConversationState:
+               slots: Mapping[str, str] | None = None,
+               drop_flow: bool = False) -> ConversationState:
     """The state once this turn is answered: the turn appended, the link in the slots,
-    the question asked now (or none: an answered question is closed)."""
+    the question asked now (or none: an answered question is closed), the flow's new
+    position (None: unchanged; `drop_flow`: none any more; a finished flow's own slots
+    are let go)."""
     new_slots = dict(state.slots)
     if link.order_id:
         new_slots["order_id"] = link.order_id
@@ -112,8 +115,10 @@ def after_turn(state: ConversationState, turn: Turn, link: Link,
         elif new_slots.get("order_id") != state.slots.get("order_id"):
             new_slots.pop("product_id", None)
     new_slots.update(slots or {})
+    position = None if drop_flow else (flow if flow is not None else state.flow)
+    if position is None or position.done:
+        new_slots = {k: v for k, v in new_slots.items() if not k.startswith("flow.")}
     turns: Sequence[Turn] = [*state.turns, turn][-MAX_TURNS:]
     return msgspec.structs.replace(
         state, updated_at=turn.at, intent=turn.intent, slots=new_slots,
-        open_question=question, flow=flow if flow is not None else state.flow,
-        turns=list(turns))
+        open_question=question, flow=position, turns=list(turns))

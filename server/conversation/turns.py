@@ -164,13 +164,14 @@ class Conversations:
 
     async def finish(self, state: ConversationState, plan: TurnPlan, decision_id: str,
                      contact_id: str, text: str, route: str, now: datetime,
-                     flow: FlowPosition | None = None) -> ConversationState:
+                     flow: FlowPosition | None = None, flow_slots: Mapping[str, str] | None = None,
+                     drop_flow: bool = False) -> ConversationState:
         """Remember the turn (when the conversation has an id) and count its issue under
         `contact_id` (the conversation, or the decision for a single message)."""
         turn = Turn(now.isoformat(), text, plan.intent, plan.link.order_id,
                     plan.link.product_id, route, bool(plan.question))
         link = plan.link if not plan.question else Link()
-        new = after_turn(state, turn, link, plan.open_question, flow)
+        new = after_turn(state, turn, link, plan.open_question, flow, flow_slots, drop_flow)
         issue = "" if plan.question or not state.customer_id else issue_key(plan.intent,
                                                                              plan.link)
         if state.conversation_id or issue:

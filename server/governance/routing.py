@@ -58,6 +58,7 @@ class RoutingInput(msgspec.Struct, frozen=True):
     requested_refund_currency: str = ""  # ISO 4217; "" = the policy's refund_currency
     channel: str = "default"
     refund_in_progress: bool = False
+    flow_action: str = ""  # the action of the guided-flow step this turn ended on
 
 
 class PendingAction(msgspec.Struct, frozen=True):

@@ -78,6 +78,8 @@ RULES: tuple[Rule, ...] = (
     Rule("repeat_contact", 4, "handoff", ("repeat_contact_limit", "repeat_contact_window_days"),
          "earlier conversations on the same issue >= repeat_contact_limit",
          lambda s: s.inp.repeat_contacts >= s.esc.repeat_contact_limit),
+    Rule("flow_handoff", 11, "handoff", (), "a guided flow ends with its handoff step",
+         lambda s: s.inp.flow_action == "handoff"),
     Rule("vip_rule", 10, "offer", ("vip_segments", "vip_offer_human_intents"),
          "VIP segment and intent in vip_offer_human_intents",
          lambda s: s.inp.segment in s.esc.vip_segments

@@ -114,6 +114,17 @@ class InferenceService:
             vectors = np.stack([r[0] for r in rows]).astype(np.float32, copy=False)
             return Embeddings(vectors=vectors, model_version=emb.model_version)
 
+    async def classify_documents(self, texts: Sequence[str], model: str = "",
+                                 ) -> tuple[list[str], np.ndarray, str]:
+        """Intent probabilities of server-side texts (e.g. article titles): the labels,
+        float32 [n, labels] and the classifier version, with no per-call limits."""
+        async with self.registry.use(CLASSIFIER, model) as clf:
+            labels: list[str] = list(clf.manifest["labels"])
+            rows = await asyncio.gather(*(clf.infer(t) for t in texts))
+            probs = (np.stack([r[0] for r in rows]).astype(np.float32, copy=False) if rows
+                     else np.zeros((0, len(labels)), dtype=np.float32))
+            return labels, probs, clf.model_version
+
     def embedder_version(self) -> str:
         return self.registry.get(EMBEDDER).model_version
 

@@ -29,6 +29,7 @@ from server.knowledge.graph.facts import (
 )
 from server.knowledge.graph.graph import KnowledgeGraph
 from server.knowledge.recommend.recommender import Recommendation, Recommender
+from server.knowledge.retrieval.affinity import IntentAffinity
 from server.knowledge.retrieval.retriever import Passage, Retriever
 from server.knowledge.retrieval.vector_index import HnswParams
 from server.knowledge.shop.schema import Article, Snapshot
@@ -60,6 +61,7 @@ class ShopKnowledge:
     recommender: Recommender
     retriever: Retriever
     index_action: str = "built"  # built | loaded (from a matching saved index)
+    affinity: IntentAffinity | None = None  # learned intent -> documents (retrieval/affinity)
 
     @property
     def snapshot_id(self) -> str:

@@ -15,9 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
+from server.conversation.flow_facts import order_flow_facts
+from server.conversation.flows import FlowEngine
+from server.conversation.guide import FlowTurn, flow_turn
 from server.conversation.linker import Link, ProductInfo, mask_titles
 from server.conversation.state import ConversationState
 from server.conversation.turns import TurnPlan, plan_turn
@@ -105,11 +109,41 @@ def passage_fits(catalog: CatalogView, source_id: str, scope: tuple[str, ...]) -
     return False
 
 
+class TurnContext(msgspec.Struct, frozen=True):
+    plan: TurnPlan
+    grounded: Grounded
+    flow: FlowTurn | None = None
+    drop_flow: bool = False
+
+
+def flow_facts(shop: ShopKnowledge, view: CustomerView | None, order_id: str,
+               product_id: str) -> dict[str, Any]:
+    """The facts guided flows branch on, for the linked order (none without one)."""
+    if not order_id:
+        return {}
+    facts = shop.facts
+    try:
+        order = facts.order(order_id)
+    except NotFound:
+        return {}
+    elig = []
+    for item in order.items:
+        try:
+            elig.append(facts.return_eligibility(order_id, item.product_id))
+        except NotFound:
+            continue
+    warranties = facts.warranties(view.customer_id) if view is not None else []
+    return order_flow_facts(order, facts.now, eligibility=elig, warranties=warranties,
+                            product_id=product_id)
+
+
 def plan_and_ground(shop: ShopKnowledge, catalog: CatalogView, view: CustomerView | None,
                     state: ConversationState, intent: str, text: str,
                     similarity: Mapping[str, float] | None = None,
-                    ) -> tuple[TurnPlan, Grounded]:
-    """Link the turn (server/conversation/turns.py), then ground it on what it links."""
+                    flows: FlowEngine | None = None, confidence: float = 1.0,
+                    ) -> TurnContext:
+    """Link the turn (server/conversation/turns.py), walk its guided flow if one runs
+    (server/conversation/guide.py), then ground it on what it links."""
     facts = shop.facts
     orders = facts.customer_orders(view.customer_id, limit=10_000) if view else []
 
@@ -125,8 +159,20 @@ def plan_and_ground(shop: ShopKnowledge, catalog: CatalogView, view: CustomerVie
                          view and view.refund_in_progress),
                      similarity=similarity, lookup_order=lookup)
     if plan.question:
-        return plan, Grounded([], [], {})
-    return plan, ground(shop, view, plan.intent, text, plan.link, catalog)
+        return TurnContext(plan, Grounded([], [], {}))
+    turn, drop = flow_turn(flows, state, plan, intent, confidence, text,
+                           lambda o, p: flow_facts(shop, view, o, p))
+    if turn is not None and turn.resumed and flows is not None:
+        # A reply to the flow continues the flow's intent, whatever the classifier reads.
+        intents = flows.flow(turn.step.flow_id).intents
+        if intents and plan.intent not in intents:
+            plan = msgspec.structs.replace(plan, intent=intents[0], resumed=True)
+    if turn is not None and turn.slots.get("order_id") and not plan.link.order_id:
+        # A resumed flow keeps the order it runs on.
+        plan = msgspec.structs.replace(plan, link=Link(
+            turn.slots["order_id"], turn.slots.get("product_id", ""), 0.85, "flow"))
+    return TurnContext(plan, ground(shop, view, plan.intent, text, plan.link, catalog), turn,
+                       drop)
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from server.config import RetrievalConfig
 from server.inference.service import InferenceService
+from server.knowledge.retrieval import affinity
 from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import KnowledgeService
 
@@ -19,23 +20,15 @@ class PassageFinder:
 
     async def find(self, text: str, vector: Any, intent: str) -> list[tuple[float, Passage]]:
         """The best customer-facing passages: one filtered search per allowed kind, plus
-        the articles tagged for this intent (ranked up by `intent_tag_boost`), merged;
+        the documents that fit this intent (retrieval/affinity.py), merged and ranked;
         matches under `respond_min_score` are not quoted."""
         cfg = self._retrieval
         k = cfg.respond_passages
-        filters = [{"kind": kind} for kind in cfg.respond_kinds]
-        tag = cfg.intent_tags.get(intent, "")
-        if tag and "article" in cfg.respond_kinds:
-            filters.append({"kind": "article", "tag": tag})
+        shop = self._knowledge.current
+        searches = affinity.plan(cfg.respond_kinds, k, intent, shop.affinity, cfg.intent_tags)
         if vector is None:  # the classifier's encoder is not the index's: embed the text
             vector = (await self._inference.embed_documents([text])).vectors[0]
-        hits = await self._knowledge.search_filtered(vector, [(k, f) for f in filters])
-        best: dict[str, tuple[float, Passage]] = {}
-        for f, found in zip(filters, hits, strict=True):
-            boost = cfg.intent_tag_boost if "tag" in f else 0.0
-            for p in found:
-                if p.score >= cfg.respond_min_score and (
-                        p.id not in best or best[p.id][0] < p.score + boost):
-                    best[p.id] = (p.score + boost, p)
-        ranked = sorted(best.values(), key=lambda sp: (-sp[0], sp[1].id))
-        return ranked[:k]  # (ranking score, passage with its retrieval score)
+        hits = await self._knowledge.search_filtered(vector, [(n, f) for n, f, _ in searches])
+        return affinity.merge(searches, hits, kinds=cfg.respond_kinds,
+                              boost=cfg.intent_tag_boost, min_score=cfg.respond_min_score,
+                              top_k=k)  # (ranking score, passage with its retrieval score)

@@ -22,7 +22,9 @@ from typing import Any
 
 import msgspec
 
-from server.config import ConversationConfig, RetrievalConfig
+from server.config import ChannelsConfig, ConversationConfig, RetrievalConfig
+from server.conversation.flows import FlowEngine
+from server.conversation.guide import FlowTurn, slots_to_keep
 from server.conversation.state import ConversationState
 from server.conversation.turns import Conversations, TurnPlan
 from server.errors import InvalidInput
@@ -33,10 +35,11 @@ from server.governance.pii import PiiDetector, Redaction
 from server.governance.routing import RouteDecision, RoutingInput, extract_amounts
 from server.inference.service import InferenceService
 from server.knowledge.service import KnowledgeService, ShopKnowledge
-from server.pipeline import grounding
+from server.pipeline import assist, grounding
 from server.pipeline.passages import PassageFinder
 from server.pipeline.policies import PolicyState
 from server.pipeline.shop_views import ShopViews
+from server.records.drafts import DraftStore
 from server.records.store import RecordStore, utcnow
 from server.records.types import (
     DecisionRecord,
@@ -98,7 +101,9 @@ class RespondPipeline:
                  executor: Executor, generator: Generator | None = None,
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
                  offers: int = 2, conversations: Conversations | None = None,
-                 conversation: ConversationConfig | None = None) -> None:
+                 conversation: ConversationConfig | None = None,
+                 channels: ChannelsConfig | None = None,
+                 drafts: DraftStore | None = None, flows: FlowEngine | None = None) -> None:
         self._inference = inference
         self._knowledge = knowledge
         self._records = records
@@ -110,8 +115,11 @@ class RespondPipeline:
         self._passages = PassageFinder(inference, knowledge, retrieval or RetrievalConfig())
         self._offers = offers
         self._conversations = conversations
+        self._flows = flows  # guided flows (server/conversation/flows.py)
         self._shop_views = ShopViews(inference, (conversation or ConversationConfig())
                                      .title_similarity)
+        self._channels = channels or ChannelsConfig()
+        self._drafts = drafts  # assist mode stores its drafts here
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -179,15 +187,17 @@ class RespondPipeline:
 
             catalog = self._shop_views.catalog(shop)
             sims = await self._shop_views.title_similarity(shop, view, cls.embedding)
-            plan, grounded = await self._run(grounding.plan_and_ground, shop, catalog, view,
-                                             state, cls.intent, red.text, sims)
+            ctx = await self._run(grounding.plan_and_ground, shop, catalog, view, state,
+                                  cls.intent, red.text, sims, self._flows, cls.confidence)
+            plan, grounded, flow = ctx.plan, ctx.grounded, ctx.flow
             rec.intent = plan.intent
+            rec.flow = flow.record() if flow is not None else {}
             rec.link = _link_record(plan)
             rec.order_refs = grounded.order_refs
             rec.facts = [msgspec.to_builtins(f) for f in grounded.facts]
             t = mark("link", t)
             decision = await self._route(bundle, req, red.text, cls, view, grounded, plan,
-                                         rec.conversation_id)
+                                         rec.conversation_id, flow)
             rec.route, rec.rules_fired, rec.sentiment = (decision.route, decision.rules_fired,
                                                         decision.sentiment)
             t = mark("route", t)
@@ -220,6 +230,9 @@ class RespondPipeline:
                 route=decision.route, handoff_message=decision.handoff_message,
                 question=plan.question if decision.route == "automated" else "",
                 linked_order_id=plan.link.order_id if not plan.link.ambiguous else "",
+                flow_text=flow.step.text if flow is not None else "",
+                flow_id=flow.step.flow_id if flow is not None else "",
+                flow_asks=bool(flow is not None and flow.step.needs_slot),
             )
             composer = GroundedComposer(
                 max_refund_statement=bundle.policy.promises.max_refund_statement)
@@ -273,16 +286,21 @@ class RespondPipeline:
             # A chunk is cited when the client saw (some of) it: all of them unless the
             # guard stopped the stream (redaction shifts offsets by a few characters).
             cited = [c for start, c in chunks if outcome != "fallback" or start < guarded]
-            actions, handoff, pending = self._actions(rec, decision, cited, req, view)
+            actions, handoff, pending = self._actions(rec, decision, cited, req, view, flow)
             rec.actions = [msgspec.to_builtins(a) for a in actions]
             if self._conversations is not None:
-                await self._conversations.finish(state, plan, decision_id, rec.conversation_id,
-                                                 red.text, decision.route, datetime.now(UTC))
+                await self._conversations.finish(
+                    state, plan, decision_id, rec.conversation_id, red.text, decision.route,
+                    datetime.now(UTC), flow.position if flow is not None else None,
+                    slots_to_keep(flow), ctx.drop_flow)
             rec.finished_at = utcnow()
+            rec.route = assist.route_for(decision.route, req.channel, self._channels)
             mark("total", t0)
             await self._records.submit_decision(rec, handoff, pending)
             submitted = True
-            yield Final(decision_id, decision.route, rec.intent, rec.confidence,
+            if rec.route == assist.DRAFT_ROUTE and self._drafts is not None:
+                await self._drafts.submit(assist.draft_of(rec))
+            yield Final(decision_id, rec.route, rec.intent, rec.confidence,
                         _citations(cited), actions, outcome, decision.rules_fired)
         except (asyncio.CancelledError, GeneratorExit):
             rec.outcome = ("deadline_exceeded" if deadline is not None
@@ -300,7 +318,8 @@ class RespondPipeline:
 
     async def _route(self, bundle: Any, req: RespondInput, text: str, cls: Any,
                      view: grounding.CustomerView | None, grounded: grounding.Grounded,
-                     plan: TurnPlan, conversation_id: str) -> RouteDecision:
+                     plan: TurnPlan, conversation_id: str,
+                     flow: FlowTurn | None) -> RouteDecision:
         esc = bundle.policy.escalation
         repeat = 0
         if view is not None and self._conversations is not None:
@@ -323,11 +342,16 @@ class RespondPipeline:
             requested_refund_amount=refund[0] if refund else None,
             requested_refund_currency=refund[1] if refund else "", channel=req.channel,
             refund_in_progress=view.refund_in_progress if view else False,
+            flow_action=flow.step.action if flow is not None and flow.step.done else "",
         ))
+        if decision.reason == "flow_handoff" and flow is not None:
+            # The flow's own words say why a colleague takes over.
+            decision = msgspec.structs.replace(decision, handoff_message=flow.step.text)
         return decision
 
     def _actions(self, rec: DecisionRecord, decision: RouteDecision, cited: list[Chunk],
                  req: RespondInput, view: grounding.CustomerView | None,
+                 flow: FlowTurn | None = None,
                  ) -> tuple[list[ActionOut], Handoff | None, list[PendingAction]]:
         now = utcnow()
         actions: list[ActionOut] = []
@@ -350,6 +374,17 @@ class RespondPipeline:
                 created_at=now, updated_at=now))
             actions.append(ActionOut(f"{p.action}_pending_approval", action_id=action_id,
                                      status="pending", detail=p.reason))
+        if flow is not None and flow.step.action == "approval" and decision.route != "human":
+            # The flow ended on what an agent must approve (a replacement, a cancellation).
+            action_id = new_id("act")
+            step = flow.step
+            pending.append(PendingAction(
+                action_id=action_id, decision_id=rec.decision_id, kind="flow_pending_approval",
+                state="pending", customer_id=rec.customer_id,
+                order_id=flow.slots.get("order_id", ""), detail=f"{step.flow_id}/{step.step_id}",
+                created_at=now, updated_at=now))
+            actions.append(ActionOut("flow_pending_approval", action_id=action_id,
+                                     status="pending", detail=f"{step.flow_id}/{step.step_id}"))
         if decision.route == "human":
             handoff = Handoff(
                 handoff_id=new_id("ho"), decision_id=rec.decision_id,

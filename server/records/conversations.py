@@ -31,7 +31,7 @@ class ConversationStore:
 
     async def start(self) -> None:
         """Create the tables (the record store must be started)."""
-        await self._records.run_in_db(lambda c: c.executescript(_SCHEMA))
+        await self._records.in_db(lambda c: c.executescript(_SCHEMA))
 
     async def load(self, conversation_id: str) -> bytes | None:
         if not conversation_id:
@@ -42,7 +42,7 @@ class ConversationStore:
                             (conversation_id,)).fetchone()
             return None if row is None else bytes(row[0])
 
-        return await self._records.run_in_db(select)
+        return await self._records.in_db(select)
 
     async def save(self, conversation_id: str, customer_id: str, updated_at: str,
                    state: bytes | None, decision_id: str, issue: str = "") -> None:
@@ -59,7 +59,7 @@ class ConversationStore:
                     c.execute("INSERT OR REPLACE INTO contact_issues VALUES (?,?,?,?,?)",
                               (decision_id, conversation_id, customer_id, issue, updated_at))
 
-        await self._records.run_in_db(write)
+        await self._records.in_db(write)
 
     async def issue_contacts(self, customer_id: str, issue: str, since: str,
                              conversation_id: str = "") -> int:
@@ -75,7 +75,7 @@ class ConversationStore:
                 (customer_id, issue, since, conversation_id)).fetchone()
             return int(row[0])
 
-        return await self._records.run_in_db(count)
+        return await self._records.in_db(count)
 
     async def purge(self, before: str) -> int:
         """Drop conversations idle since before `before` (expired state)."""
@@ -84,4 +84,4 @@ class ConversationStore:
             return c.execute("DELETE FROM conversations WHERE updated_at < ?",
                              (before,)).rowcount
 
-        return await self._records.run_in_db(delete)
+        return await self._records.in_db(delete)

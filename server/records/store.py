@@ -99,9 +99,9 @@ class RecordStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
-    async def run_in_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the database thread: the hook for record modules with
-        tables of their own (server/records/conversations.py)."""
+    async def in_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the database thread: for stores of other record kinds
+        (drafts) that live in the same database."""
         return await self._run(lambda: fn(self._c()))
 
     def _c(self) -> sqlite3.Connection:

@@ -199,3 +199,44 @@ def test_visitor_is_asked_for_the_order_number_and_answered(chat: Chat) -> None:
     assert link["order_id"] == order.order_id
     assert final.route == "automated" and final.intent == "order_status"
     assert order.order_id in text and _cited(final) == {order.order_id}
+
+
+# -- guided flows over the channel -----------------------------------------------------------
+def _recent_delivery(chat: Chat, days: int) -> tuple[support_pb2.CustomerContext, str]:
+    """A standard customer with an order delivered within `days` of the shop's today."""
+    latest = max(o.delivered_at for c in chat.customers() for o in c.orders if o.delivered_at)
+    for ctx in chat.customers():
+        for o in ctx.orders:
+            if _standard(ctx) and o.status == "delivered" and o.delivered_at[:10] >= (
+                    _days_before(latest, days)):
+                return ctx, o.order_id
+    raise AssertionError("no recent delivery in the demo shop")
+
+
+def _days_before(iso: str, days: int) -> str:
+    from datetime import datetime, timedelta
+
+    return (datetime.fromisoformat(iso.replace("Z", "+00:00")) - timedelta(days=days)
+            ).date().isoformat()
+
+
+def test_damaged_item_flow_runs_across_turns_and_is_recorded(chat: Chat) -> None:
+    ctx, order = _recent_delivery(chat, 3)
+    conv = _conv()
+    text, final, _ = chat.say(f"order {order} arrived damaged", ctx.customer_id, conv)
+    assert final.route == "automated" and final.intent == "damaged_item"
+    assert "photo" in text and order in text
+    rec = chat.admin.GetDecision(admin_pb2.GetDecisionRequest(decision_id=final.decision_id))
+    flow = json.loads(rec.flow)
+    assert (flow["flow_id"], flow["step_id"], flow["needs_slot"]) == (
+        "damaged_item", "ask_photo", "damage_photo")
+    assert {"order_status", "days_since_delivery"} <= set(flow["facts_checked"])
+    # The reply is classified as anything; the flow resumes and ends on an approval.
+    text, final, _ = chat.say("ok, I attached the photos", ctx.customer_id, conv)
+    rec = chat.admin.GetDecision(admin_pb2.GetDecisionRequest(decision_id=final.decision_id))
+    flow = json.loads(rec.flow)
+    assert (flow["step_id"], flow["action"], flow["done"], flow["resumed"]) == (
+        "replace", "approval", True, True)
+    assert "replacement" in text
+    assert "flow_pending_approval" in {a.kind for a in final.actions}
+    assert final.route == "automated"

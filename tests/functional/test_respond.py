@@ -121,7 +121,7 @@ def test_order_status_answer_is_grounded_cited_and_recorded(
     assert set(rec.model_versions) == {"classifier", "embedder", "generator"}
     assert rec.policy_version and rec.index_version and rec.snapshot_id.startswith("snap-")
     assert rec.passages and any(order.order_id in f for f in rec.facts)
-    # The help-center article tagged for the intent is ranked in (retrieval.intent_tags).
+    # The help-center article that fits the intent is ranked in (learned intent affinity).
     assert "kb-track-order" in {p.source_id for p in rec.passages}
     assert all(p.score >= 0.3 for p in rec.passages)  # weak matches are not quoted
     assert rec.started_at <= rec.finished_at

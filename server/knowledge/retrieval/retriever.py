@@ -135,6 +135,15 @@ class Retriever:
     def chunk(self, chunk_id: str) -> Chunk | None:
         return self._chunks.get(chunk_id)
 
+    def documents(self) -> list[tuple[str, str, str, tuple[str, ...]]]:
+        """(source_id, kind, title, tags) of every indexed document, by source id."""
+        out = []
+        for sid in sorted(self._by_source):
+            c = self._chunks[self._by_source[sid][0]]
+            tags = c.metadata.get("tags", ())
+            out.append((sid, c.kind, c.title, (tags,) if isinstance(tags, str) else tuple(tags)))
+        return out
+
     async def _in_thread(self, fn: Callable[..., _T], *args: object) -> _T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
