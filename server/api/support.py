@@ -10,8 +10,9 @@ from aftercare.v1 import support_pb2, support_pb2_grpc, types_pb2
 from server.api.knowledge_pb import customer_context_pb, passage_pb, recommendation_pb
 from server.inference.service import InferenceService, deadline_from_timeout
 from server.knowledge.service import KnowledgeService
+from server.pipeline.actions import new_id
 from server.pipeline.feedback import FeedbackInput, FeedbackService
-from server.pipeline.respond import Delta, RespondInput, RespondPipeline, new_id
+from server.pipeline.respond import Delta, RespondInput, RespondPipeline
 
 
 class SupportServicer(support_pb2_grpc.SupportServicer):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from server.governance.routing import RouteDecision, RoutingInput, extract_amoun
 from server.inference.service import InferenceService
 from server.knowledge.service import KnowledgeService, ShopKnowledge
 from server.pipeline import assist, grounding
+from server.pipeline.actions import ActionOut, decision_actions
 from server.pipeline.passages import PassageFinder
 from server.pipeline.policies import PolicyState
 from server.pipeline.shop_views import ShopViews
@@ -43,9 +43,7 @@ from server.records.drafts import DraftStore
 from server.records.store import RecordStore, utcnow
 from server.records.types import (
     DecisionRecord,
-    Handoff,
     PassageUse,
-    PendingAction,
     ViolationRecord,
 )
 
@@ -72,14 +70,6 @@ class Citation(msgspec.Struct, frozen=True):
     kind: str
 
 
-class ActionOut(msgspec.Struct, frozen=True):
-    kind: str
-    product_ids: list[str] = []
-    action_id: str = ""
-    status: str = ""
-    detail: str = ""
-
-
 class Final(msgspec.Struct, frozen=True):
     decision_id: str
     route: str
@@ -89,10 +79,6 @@ class Final(msgspec.Struct, frozen=True):
     actions: list[ActionOut]
     outcome: str
     rules_fired: list[str]
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:20]}"
 
 
 class RespondPipeline:
@@ -286,7 +272,8 @@ class RespondPipeline:
             # A chunk is cited when the client saw (some of) it: all of them unless the
             # guard stopped the stream (redaction shifts offsets by a few characters).
             cited = [c for start, c in chunks if outcome != "fallback" or start < guarded]
-            actions, handoff, pending = self._actions(rec, decision, cited, req, view, flow)
+            actions, handoff, pending = decision_actions(rec, decision, cited,
+                                                         req.customer_id, flow)
             rec.actions = [msgspec.to_builtins(a) for a in actions]
             if self._conversations is not None:
                 await self._conversations.finish(
@@ -348,53 +335,6 @@ class RespondPipeline:
             # The flow's own words say why a colleague takes over.
             decision = msgspec.structs.replace(decision, handoff_message=flow.step.text)
         return decision
-
-    def _actions(self, rec: DecisionRecord, decision: RouteDecision, cited: list[Chunk],
-                 req: RespondInput, view: grounding.CustomerView | None,
-                 flow: FlowTurn | None = None,
-                 ) -> tuple[list[ActionOut], Handoff | None, list[PendingAction]]:
-        now = utcnow()
-        actions: list[ActionOut] = []
-        pending: list[PendingAction] = []
-        handoff = None
-        offered = [sid for c in cited if c.role == "offer" for sid in c.source_ids]
-        if offered:
-            actions.append(ActionOut("cross_sell_offer", list(dict.fromkeys(offered)),
-                                     status="offered"))
-        for p in decision.pending_approval:
-            action_id = new_id("act")
-            order = rec.order_refs[0] if rec.order_refs else ""
-            pending.append(PendingAction(
-                action_id=action_id, decision_id=rec.decision_id,
-                kind=f"{p.action}_pending_approval", state="pending",
-                customer_id=rec.customer_id, order_id=order, amount=p.amount or 0.0,
-                currency=p.currency,
-                detail=(f"{p.reason}: {p.amount} {p.currency} against the automatic limit "
-                        f"{p.limit} {p.limit_currency}"),
-                created_at=now, updated_at=now))
-            actions.append(ActionOut(f"{p.action}_pending_approval", action_id=action_id,
-                                     status="pending", detail=p.reason))
-        if flow is not None and flow.step.action == "approval" and decision.route != "human":
-            # The flow ended on what an agent must approve (a replacement, a cancellation).
-            action_id = new_id("act")
-            step = flow.step
-            pending.append(PendingAction(
-                action_id=action_id, decision_id=rec.decision_id, kind="flow_pending_approval",
-                state="pending", customer_id=rec.customer_id,
-                order_id=flow.slots.get("order_id", ""), detail=f"{step.flow_id}/{step.step_id}",
-                created_at=now, updated_at=now))
-            actions.append(ActionOut("flow_pending_approval", action_id=action_id,
-                                     status="pending", detail=f"{step.flow_id}/{step.step_id}"))
-        if decision.route == "human":
-            handoff = Handoff(
-                handoff_id=new_id("ho"), decision_id=rec.decision_id,
-                conversation_id=rec.conversation_id, customer_id=req.customer_id,
-                state="pending", reason=decision.reason, rules_fired=decision.rules_fired,
-                redacted_text=rec.redacted_input, intent=rec.intent, created_at=now,
-                updated_at=now)
-            actions.append(ActionOut("handoff", action_id=handoff.handoff_id, status="pending",
-                                     detail=decision.reason))
-        return actions, handoff, pending
 
 
 async def _nothing() -> list[Any]:
