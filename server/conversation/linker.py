@@ -178,6 +178,15 @@ def mask_titles(text: str, titles: Sequence[str], mask: str = "item") -> str:
     return text
 
 
+def mask_order_refs(text: str) -> str:
+    """The text without order numbers ("order no. 5222" -> "order", "O0000854" -> ""), for
+    the intent classifier: the number says which order, not what the customer wants."""
+    text = _NUMBER_REF.sub(lambda m: "order " if m.group(0).lower().startswith("order")
+                           else "", text)
+    text = re.sub(r"(?<![\w-])[A-Za-z]\d{3,8}(?![\w-])", "", text)
+    return re.sub(r"\s+([?.!,])", r"\1", re.sub(r"\s{2,}", " ", text)).strip()
+
+
 def explicit_order_ids(text: str, orders: Sequence[OrderFacts]) -> tuple[list[str], list[str]]:
     """(the customer's order ids named in the text, in order; numbers named that match none
     of them). Full ids match by their number too, so "o854" finds "O0000854"."""

@@ -22,7 +22,7 @@ import msgspec
 from server.conversation.flow_facts import order_flow_facts
 from server.conversation.flows import FlowEngine
 from server.conversation.guide import FlowTurn, flow_turn
-from server.conversation.linker import Link, ProductInfo, mask_titles
+from server.conversation.linker import Link, ProductInfo, mask_order_refs, mask_titles
 from server.conversation.state import ConversationState
 from server.conversation.turns import TurnPlan, plan_turn
 from server.errors import NotFound
@@ -91,9 +91,9 @@ def classifier_text(text: str, view: CustomerView | None, catalog: CatalogView) 
     """The message with the full titles of the customer's items masked: "I want to return
     the Argan Shampoo 400 ml" reads to the intent classifier as a return, not a reorder."""
     if view is None:
-        return text
+        return mask_order_refs(text) or text
     titles = [catalog.products[p].title for p in view.own_ids if p in catalog.products]
-    return mask_titles(text, titles)
+    return mask_order_refs(mask_titles(text, titles)) or text
 
 
 def passage_fits(catalog: CatalogView, source_id: str, scope: tuple[str, ...]) -> bool:

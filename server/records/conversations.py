@@ -76,12 +76,3 @@ class ConversationStore:
             return int(row[0])
 
         return await self._records.in_db(count)
-
-    async def purge(self, before: str) -> int:
-        """Drop conversations idle since before `before` (expired state)."""
-
-        def delete(c: sqlite3.Connection) -> int:
-            return c.execute("DELETE FROM conversations WHERE updated_at < ?",
-                             (before,)).rowcount
-
-        return await self._records.in_db(delete)

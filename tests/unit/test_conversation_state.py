@@ -174,3 +174,10 @@ def test_an_item_word_that_matches_nothing_is_asked_about_not_guessed() -> None:
     # Words about the request, not the item, still let the open order be the one meant.
     assert _plan(s, "where is my order? it's urgent", "order_status").link.order_id == (
         "O0000863")
+
+
+def test_an_order_number_that_is_not_theirs_is_said_and_asked_about() -> None:
+    plan = _plan(_fresh(), "where is order 999?", "order_status")
+    assert plan.link.unknown_ids == ["999"] and plan.link.order_id == ""
+    assert plan.question.startswith("I could not find that order number among your orders.")
+    assert "999" not in plan.question and "O0000863" in plan.question

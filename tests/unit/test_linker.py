@@ -12,6 +12,7 @@ from server.conversation.linker import (
     content_words,
     explicit_order_ids,
     link,
+    mask_order_refs,
     mask_titles,
     months_named,
     resolve_answer,
@@ -154,3 +155,13 @@ def test_full_title_wins_and_titles_are_masked_for_the_classifier() -> None:
                        [p.title for p in PRODUCTS.values()]) == (
         "I want to return the item please")
     assert mask_titles("my shoes", ["Stride Road Running Shoes"]) == "my shoes"
+
+
+@pytest.mark.parametrize("text,masked", [
+    ("has order no. 5222 shipped?", "has order shipped?"),
+    ("Where is my order O0000854?", "Where is my order?"),
+    ("any news on order #11007?", "any news on order?"),
+    ("I want a refund of €480 for order O0000854", "I want a refund of €480 for order"),
+])
+def test_order_numbers_are_masked_for_the_classifier(text: str, masked: str) -> None:
+    assert mask_order_refs(text) == masked
