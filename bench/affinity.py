@@ -103,22 +103,23 @@ async def measure(shared: Path, repo: Path, per_intent: int, seed: int) -> dict[
     with tempfile.TemporaryDirectory() as tmp:
         await retriever.build_or_load(articles, [], Path(tmp), emb_v.name, "bench-affinity")
 
-    async def classify(texts: list[str]) -> tuple[list[str], np.ndarray, str]:
-        return labels, _batched(clf, texts, "probabilities"), clf_v.name
-
-    learned = await affinity.learn_from_documents(retriever.documents(), classify, ["article"])
+    # Each document's title and tags, classified once; learned with and without the
+    # past conversations' citations.
+    docs = [d for d in retriever.documents() if d[1] == "article"]
+    probs = _batched(clf, [affinity.probe_text(t, g) for _, _, t, g in docs], "probabilities")
+    ids = [d[0] for d in docs]
+    learned = affinity.learn(ids, probs, labels)
     past, test = _sample(shared / adapters.BITEXT_CSV, answers, per_intent, seed)
 
     def intents_of(queries: list[Query]) -> tuple[list[str], np.ndarray]:
         texts = [q.text for q in queries]
-        probs = _batched(clf, texts, "probabilities")
-        return [labels[int(i)] for i in probs.argmax(axis=1)], _batched(clf, texts, "embedding")
+        out = [clf.run_batch(texts[i:i + 64]) for i in range(0, len(texts), 64)]
+        p = np.concatenate([o["probabilities"] for o in out])
+        vectors = np.concatenate([o["embedding"] for o in out]).astype(np.float32)
+        return [labels[int(i)] for i in p.argmax(axis=1)], vectors
 
     past_intents, _ = intents_of(past)
     test_intents, vectors = intents_of(test)
-    ids = [d[0] for d in retriever.documents() if d[1] == "article"]
-    _, probs, _ = await classify([affinity.probe_text(t, g) for _, k, t, g in
-                                  retriever.documents() if k == "article"])
     cited = affinity.learn(ids, probs, labels, citations=citation_counts(past_intents, past))
     conditions = {"embedding_only": Condition(), "hand_table": Condition(tags=DEMO_INTENT_TAGS),
                   "learned": Condition(learned), "learned_cited": Condition(cited)}

@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mount(sub, "server.shop_cli")  # ingest, demo
     _mount(sub, "server.ask_cli")  # ask
+    _mount(sub, "server.conversation.flows_cli")  # flows check
 
     evals = sub.add_parser("eval", help="quality evaluations").add_subparsers(
         dest="eval_command", required=True

@@ -22,7 +22,6 @@ from server.errors import InvalidInput
 ENV_PREFIX = "AFTERCARE_"
 
 
-
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 

@@ -47,10 +47,9 @@ class Models:
             await retriever.build_or_load(articles, [], Path(tmp), "emb", "test")
         learned = await affinity.learn_from_documents(retriever.documents(), self.classify,
                                                       ["article"])
-        texts = [q.text for q in queries]
-        probs = self._run(self.clf, texts, "probabilities")
-        intents = [self.labels[int(i)] for i in probs.argmax(axis=1)]
-        vectors = self._run(self.clf, texts, "embedding")
+        out = self.clf.run_batch([q.text for q in queries])  # one encoder pass: both
+        intents = [self.labels[int(i)] for i in out["probabilities"].argmax(axis=1)]
+        vectors = out["embedding"].astype(np.float32)
         return await evaluate(queries, intents, vectors, retriever,
                               {"embedding_only": Condition(), "learned": Condition(learned)})
 

@@ -230,3 +230,23 @@ def test_order_flow_facts_feed_the_flows(engine: FlowEngine) -> None:
     assert pending == {"order_status": "processing"}
     step = engine.start("damaged_item", {"order_id": "O1"}, facts)
     assert step.step_id == "ask_photo"
+
+
+def test_the_flows_check_command_reports_or_refuses(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from server.cli import main
+
+    good = tmp_path / "good.toml"
+    good.write_text('[[flows]]\nid = "praise"\nintents = ["praise"]\n[[flows.steps]]\n'
+                    'id = "thanks"\ntext = "Thank you!"\naction = "information"\n')
+    assert main(["flows", "check", "--no-shared", str(good)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ids = {d["id"]: d for d in out["details"]}
+    assert out["flows"] == 7 and ids["praise"]["ends"] == ["information"]
+    assert ids["cancel_order"]["slots"] == ["cancel_confirmed", "order_id"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[flows]]\nid = "x"\n[[flows.steps]]\nid = "a"\nnext = "nowhere"\n')
+    assert main(["flows", "check", "--no-shared", str(bad)]) == 2
+    assert "unknown next step 'nowhere'" in capsys.readouterr().err
