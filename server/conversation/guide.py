@@ -8,7 +8,13 @@ per turn, which flow runs and with what:
   is linked to, or, for a free-text slot (a photo, a description, a new address,
   "yes"), the reply itself, unless the reply clearly starts something else (another
   intent family, classified with `switch_confidence` or more) or declines;
-- a finished flow is not resumed; a declined one is dropped.
+- a finished flow is not resumed; a declined one is dropped;
+- never ask for what the facts answer: for a signed-in customer the identity slots
+  (name, account id, username, email, zip code) are on file, and a flow from a shared
+  playbook (ABCD, source "abcd", written for another shop's agents) does not replace
+  the shop's own answer for an intent the composer has a plan for: ABCD's
+  `refund_status` would ask a signed-in customer for their full name and then say the
+  system "does not show this" for a fact (`oracle_confirms`) this shop never computes.
 The slot values kept are redacted text or the shop's own ids (no raw PII).
 """
 
@@ -25,6 +31,9 @@ from server.conversation.state import ConversationState, FlowPosition
 from server.conversation.turns import TurnPlan, family
 
 ID_SLOTS = ("order_id", "product_id")
+IDENTITY_SLOTS = ("customer_name", "account_id", "username", "email", "zip_code")
+ON_FILE = "[on file]"
+SHARED_PLAYBOOKS = frozenset({"abcd"})
 MAX_SLOT_CHARS = 200
 _DECLINE = re.compile(r"^\s*(?:no|nope|no thanks?|don'?t|do not|never ?mind|cancel that|stop)\b",
                       re.IGNORECASE)
@@ -44,30 +53,33 @@ class FlowTurn(msgspec.Struct, frozen=True):
         """The step for the decision record."""
         out: dict[str, Any] = msgspec.to_builtins(self.step)
         out["resumed"] = self.resumed
-        out["slots"] = sorted(self.slots)  # which slots are filled, not their values
+        # Which slots are filled, not their values.
+        out["slots"] = sorted(k for k, v in self.slots.items() if v != ON_FILE)
         return out
 
 
-def _id_slots(plan: TurnPlan) -> dict[str, str]:
+def _id_slots(plan: TurnPlan, signed_in: bool) -> dict[str, str]:
+    out = dict.fromkeys(IDENTITY_SLOTS, ON_FILE) if signed_in else {}
     link = plan.link
-    if not link.order_id or link.ambiguous:
-        return {}
-    out = {"order_id": link.order_id}
-    if link.product_id:
-        out["product_id"] = link.product_id
+    if link.order_id and not link.ambiguous:
+        out["order_id"] = link.order_id
+        if link.product_id:
+            out["product_id"] = link.product_id
     return out
 
 
 def flow_turn(engine: FlowEngine | None, state: ConversationState, plan: TurnPlan,
               classified: str, confidence: float, text: str,
               facts_for: Callable[[str, str], dict[str, Any]],
-              switch_confidence: float = 0.8) -> tuple[FlowTurn | None, bool]:
+              switch_confidence: float = 0.8,
+              own_answers: frozenset[str] = frozenset()) -> tuple[FlowTurn | None, bool]:
     """(the flow step this turn reaches or None when no flow runs, whether the running
     flow was declined and is dropped). `facts_for(order_id, product_id)` gives the flow
-    facts of the linked order (flow_facts.py)."""
+    facts of the linked order (flow_facts.py); `own_answers`: the intents the shop
+    answers itself (the composer's plans), which a shared playbook's flow does not take."""
     if engine is None or plan.question:
         return None, False
-    ids = _id_slots(plan)
+    ids = _id_slots(plan, bool(state.customer_id))
     pos = state.flow
     if pos is not None and not pos.done and pos.flow_id in engine.flow_ids:
         slots = {k: v for k, v in state.slots.items() if k.startswith("flow.")}
@@ -88,7 +100,8 @@ def flow_turn(engine: FlowEngine | None, state: ConversationState, plan: TurnPla
             step = engine.advance(pos.flow_id, pos.step_id, slots, facts)
             return FlowTurn(step, slots, resumed=True), False
     flow_id = engine.flow_for_intent(plan.intent)
-    if flow_id is None:
+    if flow_id is None or (engine.flow(flow_id).source in SHARED_PLAYBOOKS
+                           and plan.intent in own_answers):
         return None, False
     facts = facts_for(ids.get("order_id", ""), ids.get("product_id", ""))
     return FlowTurn(engine.start(flow_id, ids, facts), ids, resumed=False), False
@@ -98,4 +111,5 @@ def slots_to_keep(turn: FlowTurn | None) -> dict[str, str]:
     """The flow's free-text slots, for the conversation state (ids are kept as they are)."""
     if turn is None:
         return {}
-    return {f"flow.{k}": v for k, v in turn.slots.items() if k not in ID_SLOTS}
+    return {f"flow.{k}": v for k, v in turn.slots.items()
+            if k not in ID_SLOTS and v != ON_FILE}

@@ -64,7 +64,10 @@ _NOT_ITEMS = frozenset(content_words(
     "hasn't haven't never far long size colour color fit fits refund deadline canada germany "
     "address email phone account card iban bank payment paid pay charged invoice code "
     "discount promo help everything something anything anymore open opened unopened box "
-    "label photo picture gov"))
+    "label photo picture gov processed process credited show showing say says update "
+    "updates news info information happened happening check know tell waiting wait "
+    "delayed delay missing lost stuck done complete completed confirm confirmation "
+    "today yesterday"))
 
 
 def unmatched_words(text: str) -> list[str]:

@@ -27,6 +27,7 @@ from server.conversation.state import ConversationState
 from server.conversation.turns import TurnPlan, plan_turn
 from server.errors import NotFound
 from server.generation.base import Fact
+from server.generation.plans import PLANS
 from server.governance.guard import OrderFact
 from server.knowledge.graph.facts import (
     Eligibility,
@@ -161,7 +162,8 @@ def plan_and_ground(shop: ShopKnowledge, catalog: CatalogView, view: CustomerVie
     if plan.question:
         return TurnContext(plan, Grounded([], [], {}))
     turn, drop = flow_turn(flows, state, plan, intent, confidence, text,
-                           lambda o, p: flow_facts(shop, view, o, p))
+                           lambda o, p: flow_facts(shop, view, o, p),
+                           own_answers=frozenset(PLANS))
     if turn is not None and turn.resumed and flows is not None:
         # A reply to the flow continues the flow's intent, whatever the classifier reads.
         intents = flows.flow(turn.step.flow_id).intents

@@ -164,6 +164,9 @@ def test_5_last_order_with_bank_details_is_answered_from_the_facts(chat: Chat) -
     assert (link["order_id"], link["how"]) == (latest, "latest")
     assert IBAN not in text
     assert "Requested:" not in text and "order number" not in text
+    # Nothing the facts answer is asked (a shared playbook would ask for the full name).
+    assert "?" not in text.replace("Is there anything else I can help you with?", "")
+    assert not any(c.kind == "flow" for c in final.citations)
 
 
 def test_6_new_topics_after_several_contacts_are_not_repeats(chat: Chat) -> None:

@@ -111,3 +111,38 @@ def test_no_flow_on_a_question_or_without_an_engine() -> None:
         None, False)
     assert flow_turn(None, state, _plan("damaged_item"), "damaged_item", 0.9, "x",
                      _facts("delivered")) == (None, False)
+
+
+def _playbook(source: str) -> Any:
+    doc = {"flows": [{"id": "pb.refund_status", "intents": ["refund_status", "pb_only"],
+                      "source": source, "steps": [
+                          {"id": "pull-up-account", "needs": ["customer_name"], "next": "end",
+                           "text": "To pull up your account, could you give me your full name?"},
+                          {"id": "end", "action": "information", "text": "Here is what we know."},
+                      ]}]}
+    return load_flows(documents=[(source, doc)])
+
+
+def test_never_ask_a_signed_in_customer_what_is_on_file() -> None:
+    engine = _playbook("shop")
+    signed_in = begin(None, "c1", "C1", NOW, 1800)
+    turn, _ = flow_turn(engine, signed_in, _plan("refund_status"), "refund_status", 0.9,
+                        "where is my refund?", _facts("delivered"))
+    assert turn is not None and turn.step.done and turn.step.step_id == "end"
+    assert "customer_name" not in turn.record()["slots"]
+    assert "flow.customer_name" not in slots_to_keep(turn)
+    visitor = begin(None, "c2", "", NOW, 1800)
+    turn, _ = flow_turn(engine, visitor, _plan("refund_status", ""), "refund_status", 0.9,
+                        "where is my refund?", _facts("delivered"))
+    assert turn is not None and turn.step.needs_slot == "customer_name"
+
+
+def test_a_shared_playbook_does_not_replace_the_shops_own_answer() -> None:
+    engine = _playbook("abcd")
+    state = begin(None, "c1", "C1", NOW, 1800)
+    own = frozenset({"refund_status"})
+    assert flow_turn(engine, state, _plan("refund_status"), "refund_status", 0.9, "x",
+                     _facts("delivered"), own_answers=own) == (None, False)
+    turn, _ = flow_turn(engine, state, _plan("pb_only"), "pb_only", 0.9, "x",
+                        _facts("delivered"), own_answers=own)
+    assert turn is not None and turn.step.flow_id == "pb.refund_status"
