@@ -222,8 +222,10 @@ class RespondPipeline:
             )
             composer = GroundedComposer(
                 max_refund_statement=bundle.policy.promises.max_refund_statement)
-            # A clarifying question is the composer's: it lists the candidates as they are.
-            generator = composer if g.question or self.generator is None else self.generator
+            # A clarifying question and a flow step are the composer's: they are said as
+            # written (the candidates as they are, the step's reviewed words).
+            scripted = bool(g.question or g.flow_text)
+            generator = composer if scripted or self.generator is None else self.generator
             rec.model_versions["generator"] = f"{generator.name}/{generator.version}"
             guard = StreamGuard(bundle.policy, view.order_view if view else None, own,
                                 rules=bundle.checks)

@@ -327,3 +327,15 @@ def test_no_raw_pii_in_database_or_logs(
     for raw in RAW_PII:
         assert raw.encode() not in blob, raw
         assert raw not in caplog.text, raw
+
+
+def test_a_clarifying_question_is_said_as_written_whatever_the_generator(
+    clients: Clients, scripted: list[ScriptedGenerator]
+) -> None:
+    gen = ScriptedGenerator(["An LM would improvise here. " * 4])
+    _install(clients, gen, scripted)
+    text, final, _ = clients.respond("where is my parcel?")  # a visitor: which order?
+    assert text == "Hi there! Could you share your order number so I can look it up?"
+    assert final.route == "automated" and gen.yielded == 0
+    rec = clients.decision(final.decision_id)
+    assert rec.model_versions["generator"].startswith("grounded-composer/")
