@@ -45,6 +45,7 @@ from server.api.tls import ServerTls
 from server.concurrency import run_blocking
 from server.config import Config
 from server.conversation.flow_sources import configured_flows
+from server.conversation.turns import Conversations
 from server.errors import Unavailable
 from server.generation.base import Generator
 from server.governance.pii import PiiDetector
@@ -61,6 +62,7 @@ from server.pipeline.policies import PolicyState
 from server.pipeline.respond import RespondPipeline
 from server.records.audit import AuditLog
 from server.records.citations import confirmed_citations
+from server.records.conversations import ConversationStore
 from server.records.drafts import DraftStore
 from server.records.retention import RetentionLog
 from server.records.store import RecordStore
@@ -113,10 +115,13 @@ class App:
         self.lifecycle.set_swap_hook(EMBEDDER, self._embedder_swap)
         detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
+        self.conversations = ConversationStore(self.records)
         self.respond = RespondPipeline(
             self.inference, self.knowledge, self.records, self.policies, detector,
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
-            channels=config.channels, drafts=self.drafts,
+            conversations=Conversations(self.conversations, config.conversation.idle_timeout_s),
+            conversation=config.conversation,
+            channels=config.channels, drafts=self.drafts, flows=self.flows,
             first_chunk_s=config.generation.first_chunk_timeout_s,
             observer=self.observe.respond,
         )
@@ -205,6 +210,7 @@ class App:
     async def start(self) -> None:
         await self._set_serving(False)
         await self.records.start()
+        await self.conversations.start()
         await self.drafts.start()
         await self.audit.start()
         self.traffic.start()

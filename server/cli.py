@@ -25,7 +25,8 @@ log = logging.getLogger("aftercare")
 _BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond",
           "bench.affinity", "bench.burst", "bench.metrics_overhead", "bench.swap")
 _EVAL = (("server.recommend_cli", "register_eval"),
-         ("server.retention_cli", "register_eval"))
+         ("server.retention_cli", "register_eval"),
+         ("bench.conversations", "register_eval"))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -185,6 +185,14 @@ class AuthConfig(_Section):
     rate_limits: dict[str, RateLimitConfig] = {}  # per role: client, agent, admin
 
 
+class ConversationConfig(_Section):
+    # A conversation idle longer than this starts over (state expires).
+    idle_timeout_s: float = 1800.0
+    # Embedding similarity of the message and the titles of the customer's order lines,
+    # for product mentions no title word matches.
+    title_similarity: bool = True
+
+
 class FlowsConfig(_Section):
     paths: list[str] = []  # extra flow files (docs/flows.md), loaded after the shipped ones
     use_shared: bool = True  # the ABCD subflows, when the shared data is present
@@ -250,6 +258,7 @@ class Config(_Section):
     records: RecordsConfig = msgspec.field(default_factory=RecordsConfig)
     policy: PolicyConfig = msgspec.field(default_factory=PolicyConfig)
     generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
+    conversation: ConversationConfig = msgspec.field(default_factory=ConversationConfig)
     flows: FlowsConfig = msgspec.field(default_factory=FlowsConfig)
     channels: ChannelsConfig = msgspec.field(default_factory=ChannelsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)

@@ -20,7 +20,8 @@ def handoff_pb(h: Handoff) -> agent_pb2.Handoff:
 def action_pb(a: PendingAction) -> agent_pb2.PendingAction:
     return agent_pb2.PendingAction(
         action_id=a.action_id, decision_id=a.decision_id, kind=a.kind, state=a.state,
-        customer_id=a.customer_id, order_id=a.order_id, amount=a.amount, detail=a.detail,
+        customer_id=a.customer_id, order_id=a.order_id, amount=a.amount, currency=a.currency,
+        detail=a.detail,
         agent_id=a.agent_id, note=a.note, created_at=a.created_at, updated_at=a.updated_at,
     )
 
@@ -44,4 +45,6 @@ def decision_pb(d: DecisionRecord) -> admin_pb2.DecisionRecord:
         final_text=d.final_text, outcome=d.outcome, pii_kinds=",".join(d.pii_kinds),
         fallbacks=d.fallbacks,
         trace_id=d.trace_id,
+        link=json.dumps(d.link, sort_keys=True) if d.link else "",
+        flow=json.dumps(d.flow, sort_keys=True) if d.flow else "",
     )

@@ -12,8 +12,9 @@ from server.api.retention_pb import next_best_actions_pb
 from server.errors import Unavailable
 from server.inference.service import InferenceService, deadline_from_timeout
 from server.knowledge.service import KnowledgeService
+from server.pipeline.actions import new_id
 from server.pipeline.feedback import FeedbackInput, FeedbackService
-from server.pipeline.respond import Delta, RespondInput, RespondPipeline, new_id
+from server.pipeline.respond import Delta, RespondInput, RespondPipeline
 from server.retention.service import RetentionService
 
 

@@ -1,1 +1,2 @@
-"""Conversations: multi-turn state, reference linking, guided flows."""
+"""Conversations: reference linking, multi-turn state, clarifying questions, guided
+flows."""

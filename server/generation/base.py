@@ -67,6 +67,11 @@ class Grounding(msgspec.Struct, frozen=True):
     offers: list[Offer] = []  # cross-sell; empty when not allowed
     route: str = "automated"  # "automated" | "human"
     handoff_message: str = ""  # what to tell the customer when route is "human"
+    question: str = ""  # a clarifying question to ask instead of answering
+    linked_order_id: str = ""  # the order this turn is about (server/conversation)
+    flow_text: str = ""  # the guided flow's step: what to tell or ask now
+    flow_id: str = ""  # the flow the step belongs to (its source)
+    flow_asks: bool = False  # the step waits for the customer's reply
 
     def source_ids(self) -> tuple[str, ...]:
         """Ids of every fact and passage source, first-seen order, without duplicates."""

@@ -17,6 +17,9 @@ from server.generation.base import Fact, FactValue, Grounding, Offer, PassageRef
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _MARKDOWN_PREFIX = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+)")
+# "Requested: we have registered your return." A glossary entry reads as a status
+# claim out of context: it is never quoted.
+_LABEL_ENTRY = re.compile(r"^\s*[-*+]?\s*\**[A-Z][\w'’ ]{0,30}\**\s*:\s")
 _MAX_QUOTE_CHARS = 280
 _MONTHS = (
     "January",
@@ -100,7 +103,9 @@ def facts_of(g: Grounding, kind: str) -> list[Fact]:
 
 
 def mentioned(g: Grounding, source_id: str) -> bool:
-    """True when the customer's message names this id as a whole word."""
+    """True when the turn is linked to this id, or the message names it as a whole word."""
+    if g.linked_order_id and g.linked_order_id == source_id:
+        return True
     pattern = r"(?<![A-Za-z0-9])" + re.escape(source_id) + r"(?![A-Za-z0-9])"
     return re.search(pattern, g.message, flags=re.IGNORECASE) is not None
 
@@ -161,6 +166,8 @@ def eligibility_lines(g: Grounding, order_id: str) -> list[Line]:
             public = "Your item can be returned."
         elif eligible is False:
             text = f"{title[:1].upper()}{title[1:]} is not eligible for return"
+            if reason.startswith(("The ", "No ")):  # a sentence, not a title, follows
+                reason = reason[:1].lower() + reason[1:]
             text += f": {reason}." if reason else "."
             public = "Your item is not eligible for return."
         else:
@@ -244,6 +251,8 @@ def passage_sentences(text: str) -> list[str]:
     for raw_line in text.splitlines():
         if raw_line.lstrip().startswith("#"):
             continue  # a heading repeats the title; it is not a sentence
+        if _LABEL_ENTRY.match(raw_line):
+            continue
         line = _MARKDOWN_PREFIX.sub("", raw_line).strip()
         if not line:
             continue

@@ -192,6 +192,15 @@ def _scope_plan(g: Grounding, b: Budget) -> Plan:
     return Plan(OUT_OF_SCOPE, closing=_CLOSINGS[OUT_OF_SCOPE])
 
 
+def _flow_plan(g: Grounding) -> Plan:
+    """A guided-flow step (server/conversation/flows.py): where the linked order stands,
+    then the step's own words, which ask for what the flow needs next or end it."""
+    lines, _ = _order_lines(g, only_if_named=True)
+    step = Line(g.flow_text, (g.flow_id,), ("flow",), public=g.flow_text, key=True)
+    return Plan(g.intent, _OPENERS.get(g.intent, ""), [*lines, step],
+                "" if g.flow_asks else _ANYTHING_ELSE)
+
+
 PlanFn = Callable[[Grounding, Budget], Plan]
 PLANS: dict[str, PlanFn] = {
     "order_status": _order_plan,
@@ -223,6 +232,11 @@ PLANS: dict[str, PlanFn] = {
 
 
 def plan_for(g: Grounding, budget: Budget) -> Plan:
-    """The plan for the grounding's intent; an unknown intent is answered as out of scope."""
+    """The plan for the grounding's intent; an unknown intent is answered as out of scope.
+    A clarifying question (server/conversation/clarify.py) replaces the answer."""
+    if g.question and g.intent != OUT_OF_SCOPE:
+        return Plan(g.intent, _OPENERS.get(g.intent, ""), [], g.question)
+    if g.flow_text and g.intent != OUT_OF_SCOPE:
+        return _flow_plan(g)
     fn = PLANS.get(g.intent, _scope_plan)
     return fn(g, budget)

@@ -12,55 +12,45 @@ import hashlib
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 import msgspec
 
 from server.errors import DataError
+from server.governance.rules import BY_ID, RULE_IDS, RuleAction
 
-RULE_IDS = (
-    "out_of_scope",
-    "low_confidence",
-    "asked_for_human",
-    "negative_sentiment",
-    "legal_threat",
-    "safety_issue",
-    "refund_above_limit",
-    "repeat_contact",
-    "vip_rule",
-)
-RuleAction = Literal["handoff", "flag", "offer"]
+__all__ = ["RULE_IDS", "Policy", "RuleAction", "load_policy", "parse_policy"]
 OutputAction = Literal["redact", "block"]
+_ACTIONS = frozenset(get_args(RuleAction))
 _VERSION_RE = re.compile(r"^\d{4}\.\d{1,2}\.\d+$")
-
-
-class RuleActions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """What each routing rule does when it fires (see routing.py for the rules)."""
-
-    out_of_scope: RuleAction = "handoff"
-    low_confidence: RuleAction = "handoff"
-    asked_for_human: RuleAction = "handoff"
-    negative_sentiment: RuleAction = "handoff"
-    legal_threat: RuleAction = "handoff"
-    safety_issue: RuleAction = "handoff"
-    refund_above_limit: RuleAction = "flag"
-    repeat_contact: RuleAction = "handoff"
-    vip_rule: RuleAction = "offer"
-
-    def action(self, rule_id: str) -> RuleAction:
-        action: RuleAction = getattr(self, rule_id)
-        return action
 
 
 class Escalation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     min_confidence: float
     negative_sentiment_threshold: float
     repeat_contact_limit: int
-    refund_auto_limit: float  # EUR
+    refund_auto_limit: float  # in refund_currency
     repeat_contact_window_days: int = 14
     vip_segments: list[str] = []
     vip_offer_human_intents: list[str] = []
-    rule_actions: RuleActions = RuleActions()
+    # Overrides of the rules' default actions (server/governance/rules.py), by rule id.
+    rule_actions: dict[str, str] = {}  # values checked: handoff | flag | offer
+    refund_currency: str = "EUR"  # the currency of refund_auto_limit
+    # Units of refund_currency per unit of another currency. An amount in a currency
+    # without a rate is never converted: it fires refund_currency_unknown instead.
+    currency_rates: dict[str, float] = {}
+
+    def action(self, rule_id: str) -> RuleAction:
+        """What the rule does when it fires: the policy's choice, else its default."""
+        action = self.rule_actions.get(rule_id)
+        return cast(RuleAction, action) if action in _ACTIONS else BY_ID[rule_id].action
+
+    def in_refund_currency(self, amount: float, currency: str) -> float | None:
+        """The amount in refund_currency; None when the policy has no rate for it."""
+        if not currency or currency == self.refund_currency:
+            return amount
+        rate = self.currency_rates.get(currency)
+        return None if rate is None else amount * rate
 
 
 class Promises(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -207,6 +197,14 @@ def _validate(policy: Policy, source: str) -> None:
         problems.append("escalation.repeat_contact_limit must be >= 1")
     if esc.refund_auto_limit < 0 or policy.promises.max_refund_statement < 0:
         problems.append("refund limits must be >= 0")
+    unknown = sorted(set(esc.rule_actions) - set(RULE_IDS))
+    if unknown:
+        problems.append(f"escalation.rule_actions: unknown rule ids {', '.join(unknown)}")
+    problems += [f"escalation.rule_actions.{rule}: {action!r} is not one of "
+                 f"{', '.join(sorted(_ACTIONS))}"
+                 for rule, action in esc.rule_actions.items() if action not in _ACTIONS]
+    if any(rate <= 0 for rate in esc.currency_rates.values()):
+        problems.append("escalation.currency_rates must be > 0")
     out = policy.output
     if not 16 <= out.holdback_chars <= 4096:
         problems.append("output.holdback_chars must be in [16, 4096]")

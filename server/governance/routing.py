@@ -1,26 +1,11 @@
-"""Escalation rules: decide whether the bot answers or a person takes over.
+"""Escalation routing: decide whether the bot answers or a person takes over.
 
-Each rule has a stable id (policy.RULE_IDS) that is recorded when it fires. What a
-fired rule does comes from the policy (`escalation.rule_actions`); the shipped
-defaults are:
-
-| rule id            | fires when                                              | default |
-|--------------------|---------------------------------------------------------|---------|
-| out_of_scope       | the classifier flags the message out of scope           | handoff |
-| low_confidence     | intent confidence < escalation.min_confidence           | handoff |
-| asked_for_human    | intent talk_to_human, or "speak to a human/manager..."  | handoff |
-| negative_sentiment | sentiment score <= negative_sentiment_threshold         | handoff |
-| legal_threat       | lawyer / sue / chargeback / small claims / consumer body | handoff |
-| safety_issue       | fire / smoke / burn / electric shock / injury / choking | handoff |
-| refund_above_limit | requested refund > refund_auto_limit (EUR)              | flag    |
-| repeat_contact     | repeat_contacts >= repeat_contact_limit                 | handoff |
-| vip_rule           | VIP segment and intent in vip_offer_human_intents       | offer   |
-
-handoff: route to a person with the policy's message for the reason and channel.
-flag: record only; refund_above_limit also adds a pending "refund" approval and the
-bot still answers. offer: the bot answers and offers a person (`offer_human`).
-
-The decision's `reason` is the highest-priority handoff rule (safety first).
+The rules themselves (id, priority, default action, parameters, check) are defined
+once, in server/governance/rules.py; `Router.route` evaluates them under one policy,
+applies each fired rule's action (`Escalation.action`), and gives the decision's
+`reason`: the highest-priority handoff rule. The refund rules compare amounts in the
+policy's `refund_currency`: another currency is converted only by the policy's
+`currency_rates`, else it fires `refund_currency_unknown` (flag + pending approval).
 """
 
 from __future__ import annotations
@@ -31,21 +16,10 @@ from typing import Literal
 import msgspec
 
 from server.governance.policy import Policy
+from server.governance.rules import BY_ID, REFUND_APPROVAL, RULES, Signals
 from server.governance.sentiment import SentimentScorer
 
 Route = Literal["automated", "human"]
-# Priority for choosing the reason when several handoff rules fire.
-_PRIORITY = (
-    "safety_issue",
-    "legal_threat",
-    "asked_for_human",
-    "repeat_contact",
-    "negative_sentiment",
-    "out_of_scope",
-    "low_confidence",
-    "refund_above_limit",
-    "vip_rule",
-)
 _HUMAN_PHRASES = (
     r"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:a\s+|an\s+|some\s*one\s*|your\s+)?"
     r"(?:real\s+|actual\s+|live\s+)?(?:human|person|agent|someone|somebody|manager|"
@@ -78,12 +52,13 @@ class RoutingInput(msgspec.Struct, frozen=True):
     out_of_scope: bool
     text: str  # redacted customer message
     segment: str = "standard"
-    repeat_contacts: int = 0  # earlier contacts about the same order in the policy window
-    requested_refund_amount: float | None = (
-        None  # EUR, from the caller (extract_amounts/order total)
-    )
+    repeat_contacts: int = 0  # earlier conversations on the same issue in the window
+    # From the caller (extract_amounts / the linked order's total), in its own currency.
+    requested_refund_amount: float | None = None
+    requested_refund_currency: str = ""  # ISO 4217; "" = the policy's refund_currency
     channel: str = "default"
     refund_in_progress: bool = False
+    flow_action: str = ""  # the action of the guided-flow step this turn ended on
 
 
 class PendingAction(msgspec.Struct, frozen=True):
@@ -91,6 +66,8 @@ class PendingAction(msgspec.Struct, frozen=True):
     reason: str  # the rule id that requires approval
     amount: float | None = None
     limit: float | None = None
+    currency: str = ""  # of amount
+    limit_currency: str = ""  # of limit: the policy's refund_currency
 
 
 class RouteDecision(msgspec.Struct, frozen=True):
@@ -139,36 +116,18 @@ class Router:
     def route(self, inp: RoutingInput) -> RouteDecision:
         esc = self.policy.escalation
         senti = self._scorer.score(inp.text)
-        fired: list[str] = []
-        pending: list[PendingAction] = []
-        if inp.out_of_scope:
-            fired.append("out_of_scope")
-        if inp.confidence < esc.min_confidence:
-            fired.append("low_confidence")
-        if inp.intent == "talk_to_human" or self._human.search(inp.text):
-            fired.append("asked_for_human")
-        if senti.score <= esc.negative_sentiment_threshold:
-            fired.append("negative_sentiment")
-        if senti.legal_threat:
-            fired.append("legal_threat")
-        if senti.safety_issue:
-            fired.append("safety_issue")
         amount = inp.requested_refund_amount
-        if amount is not None and amount > esc.refund_auto_limit:
-            fired.append("refund_above_limit")
-            pending.append(
-                PendingAction("refund", "refund_above_limit", amount, esc.refund_auto_limit)
-            )
-        if inp.repeat_contacts >= esc.repeat_contact_limit:
-            fired.append("repeat_contact")
-        if inp.segment in esc.vip_segments and inp.intent in esc.vip_offer_human_intents:
-            fired.append("vip_rule")
-
-        actions = esc.rule_actions
-        handoffs = [r for r in fired if actions.action(r) == "handoff"]
+        currency = inp.requested_refund_currency or esc.refund_currency
+        converted = None if amount is None else esc.in_refund_currency(amount, currency)
+        signals = Signals(inp, esc, senti, self._human.search(inp.text) is not None, converted)
+        fired = [r.id for r in RULES if r.check(signals)]
+        pending = [PendingAction("refund", r, amount, esc.refund_auto_limit, currency,
+                                 esc.refund_currency)
+                   for r in fired if r in REFUND_APPROVAL]
+        handoffs = [r for r in fired if esc.action(r) == "handoff"]
         human = bool(handoffs)
-        reason = min(handoffs, key=_PRIORITY.index) if handoffs else ""
-        offer = not human and any(actions.action(r) == "offer" for r in fired)
+        reason = min(handoffs, key=lambda r: BY_ID[r].priority) if handoffs else ""
+        offer = not human and any(esc.action(r) == "offer" for r in fired)
         return RouteDecision(
             route="human" if human else "automated",
             rules_fired=fired,

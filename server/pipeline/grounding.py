@@ -4,19 +4,38 @@ For one customer and intent: the graph facts (orders, return eligibility, warran
 refunds, products), the order-facts view the stream guard checks claims against, and
 the ids that belong to the customer (not PII in their own message). Pure functions
 over a `ShopKnowledge`; the pipeline calls them in an executor.
+
+When the turn is linked to an order (and item), the facts are that order's and that
+item's only, and `passage_fits` keeps out help-center passages written for other
+products or categories: no phone-return article for a chair.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
+from server.conversation.flow_facts import order_flow_facts
+from server.conversation.flows import FlowEngine
+from server.conversation.guide import FlowTurn, flow_turn
+from server.conversation.linker import Link, ProductInfo, mask_order_refs, mask_titles
+from server.conversation.state import ConversationState
+from server.conversation.turns import TurnPlan, plan_turn
 from server.errors import NotFound
 from server.generation.base import Fact
+from server.generation.plans import PLANS
 from server.governance.guard import OrderFact
-from server.knowledge.graph.facts import Eligibility, OrderFacts, RefundFacts, WarrantyFacts
+from server.knowledge.graph.facts import (
+    Eligibility,
+    OrderFacts,
+    ProductFacts,
+    RefundFacts,
+    WarrantyFacts,
+)
 from server.knowledge.service import ShopKnowledge
 
 # Which fact families each intent needs beyond the customer's recent orders.
@@ -42,8 +61,120 @@ class CustomerView(msgspec.Struct, frozen=True):
 
 class Grounded(msgspec.Struct, frozen=True):
     facts: list[Fact]
-    order_refs: list[str]  # orders this contact is about (mentioned, else the latest)
+    order_refs: list[str]  # orders this contact is about (the linked one)
     order_totals: dict[str, float]
+    order_currency: dict[str, str] = {}
+    scope: tuple[str, ...] = ()  # categories of the linked item(s): passages must fit
+
+
+class CatalogView(msgspec.Struct, frozen=True):
+    """Per snapshot: what the linker knows of products, and which products or categories
+    each help-center source was written for (empty = for all)."""
+
+    products: dict[str, ProductInfo]
+    source_scope: dict[str, tuple[str, ...]]  # source id -> product ids and categories
+
+
+def catalog_view(shop: ShopKnowledge) -> CatalogView:
+    snap = shop.snapshot
+    products = {p.product_id: ProductInfo(p.title, p.brand, p.category) for p in snap.products}
+    scope: dict[str, tuple[str, ...]] = {}
+    for a in snap.articles:
+        if a.product_ids or a.categories:
+            scope[a.article_id] = (*a.product_ids, *a.categories)
+    for pol in snap.policies:
+        if pol.applies_to and pol.applies_to != "*":
+            scope[pol.policy_id] = (pol.applies_to,)
+    return CatalogView(products, scope)
+
+
+def classifier_text(text: str, view: CustomerView | None, catalog: CatalogView) -> str:
+    """The message with the full titles of the customer's items masked: "I want to return
+    the Argan Shampoo 400 ml" reads to the intent classifier as a return, not a reorder."""
+    if view is None:
+        return mask_order_refs(text) or text
+    titles = [catalog.products[p].title for p in view.own_ids if p in catalog.products]
+    return mask_order_refs(mask_titles(text, titles)) or text
+
+
+def passage_fits(catalog: CatalogView, source_id: str, scope: tuple[str, ...]) -> bool:
+    """True when the source is for everything, or for one of the linked products or a
+    category containing one of them ("Electronics" fits "Electronics/Phones")."""
+    written_for = catalog.source_scope.get(source_id)
+    if not written_for or not scope:
+        return True
+    for s in scope:
+        for w in written_for:
+            if s == w or s.startswith(w.rstrip("/") + "/"):
+                return True
+    return False
+
+
+class TurnContext(msgspec.Struct, frozen=True):
+    plan: TurnPlan
+    grounded: Grounded
+    flow: FlowTurn | None = None
+    drop_flow: bool = False
+
+
+def flow_facts(shop: ShopKnowledge, view: CustomerView | None, order_id: str,
+               product_id: str) -> dict[str, Any]:
+    """The facts guided flows branch on, for the linked order (none without one)."""
+    if not order_id:
+        return {}
+    facts = shop.facts
+    try:
+        order = facts.order(order_id)
+    except NotFound:
+        return {}
+    elig = []
+    for item in order.items:
+        try:
+            elig.append(facts.return_eligibility(order_id, item.product_id))
+        except NotFound:
+            continue
+    warranties = facts.warranties(view.customer_id) if view is not None else []
+    return order_flow_facts(order, facts.now, eligibility=elig, warranties=warranties,
+                            product_id=product_id)
+
+
+def plan_and_ground(shop: ShopKnowledge, catalog: CatalogView, view: CustomerView | None,
+                    state: ConversationState, intent: str, text: str,
+                    similarity: Mapping[str, float] | None = None,
+                    flows: FlowEngine | None = None, confidence: float = 1.0,
+                    ) -> TurnContext:
+    """Link the turn (server/conversation/turns.py), walk its guided flow if one runs
+    (server/conversation/guide.py), then ground it on what it links."""
+    facts = shop.facts
+    orders = facts.customer_orders(view.customer_id, limit=10_000) if view else []
+
+    def lookup(word: str) -> OrderFacts | None:
+        try:
+            return facts.order(word.strip(".,!?;:()").upper())
+        except NotFound:
+            return None
+
+    plan = plan_turn(state, text, intent, orders, catalog.products, facts.now,
+                     known_customer=view is not None,
+                     facts_answer=intent == "refund_status" and bool(
+                         view and view.refund_in_progress),
+                     similarity=similarity, lookup_order=lookup)
+    if plan.question:
+        return TurnContext(plan, Grounded([], [], {}))
+    turn, drop = flow_turn(flows, state, plan, intent, confidence, text,
+                           lambda o, p: flow_facts(shop, view, o, p),
+                           own_answers=frozenset(PLANS))
+    if turn is not None and turn.resumed and flows is not None:
+        # A reply to the flow continues the flow's intent, whatever the classifier reads.
+        intents = flows.flow(turn.step.flow_id).intents
+        if intents and plan.intent not in intents:
+            plan = msgspec.structs.replace(plan, intent=intents[0], resumed=True)
+    if turn is not None and turn.slots.get("order_id") and not plan.link.order_id:
+        # A resumed flow keeps the order it runs on.
+        plan = msgspec.structs.replace(plan, link=Link(
+            turn.slots["order_id"], turn.slots.get("product_id", ""), 0.85, "flow"))
+    return TurnContext(plan, ground(shop, view, plan.intent, text, plan.link, catalog), turn,
+                       drop)
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -118,42 +249,59 @@ def refund_fact(r: RefundFacts, currency: str) -> Fact:
     )
 
 
+def _product_fact(p: ProductFacts) -> Fact:
+    return Fact(kind="product", source_id=p.product_id, source_kind="product",
+                text=f"{p.title} costs {p.price:.2f} {p.currency}.",
+                data={"title": p.title, "in_stock": p.in_stock, "price": p.price,
+                      "currency": p.currency})
+
+
 def ground(shop: ShopKnowledge, view: CustomerView | None, intent: str, text: str,
-           max_orders: int = 3) -> Grounded:
-    """Facts for this customer and intent; without a customer, only product facts."""
+           link: Link | None = None, catalog: CatalogView | None = None) -> Grounded:
+    """Facts for this customer, intent and linked order/item. Without a link, no order
+    facts (the plan asks, or the intent needs none); without a customer, product facts
+    and the facts of an order the visitor named by its full number."""
     facts = shop.facts
+    link = link or Link()
     out: list[Fact] = []
-    refs: list[str] = []
     totals: dict[str, float] = {}
+    currency: dict[str, str] = {}
     products = {p.product_id for p in shop.snapshot.products}
     for pid in mentioned_ids(text, frozenset(products))[:3]:
         if intent in PRODUCT_INTENTS or view is None or pid not in view.own_ids:
-            p = facts.product(pid)
-            out.append(Fact(kind="product", source_id=pid, source_kind="product",
-                            text=f"{p.title} costs {p.price:.2f} {p.currency}.",
-                            data={"title": p.title, "in_stock": p.in_stock, "price": p.price,
-                                  "currency": p.currency}))
-    if view is None:
-        return Grounded(out, refs, totals)
-    orders = facts.customer_orders(view.customer_id, limit=10_000)
-    by_id = {o.order_id: o for o in orders}
-    named = [by_id[i] for i in mentioned_ids(text, frozenset(by_id))]
-    chosen = named or orders[:max_orders]
-    refs = [o.order_id for o in (named or orders[:1])]
-    for o in chosen:
-        out.append(order_fact(o))
-        totals[o.order_id] = o.total
+            out.append(_product_fact(facts.product(pid)))
+    if (link.product_id and intent in PRODUCT_INTENTS
+            and link.product_id not in {f.source_id for f in out}):
+        out.append(_product_fact(facts.product(link.product_id)))
+    if not link.order_id or link.ambiguous:
+        if view is not None and intent in REFUND_INTENTS:
+            latest = facts.customer_orders(view.customer_id, limit=1)
+            cur = latest[0].currency if latest else "EUR"
+            out.extend(refund_fact(r, cur) for r in facts.open_refunds(view.customer_id)[:3])
+        return Grounded(out, [], totals)
+    o = facts.order(link.order_id)
+    out.append(order_fact(o))
+    items = [i for i in o.items if not link.product_id or i.product_id == link.product_id]
+    items = items or o.items
+    # What a refund for this contact could be: the linked item's lines, else the order.
+    totals[o.order_id] = (round(sum(i.unit_price * i.quantity for i in items), 2)
+                          if link.product_id else o.total)
+    currency[o.order_id] = o.currency
     if intent in RETURN_INTENTS:
-        for o in (named or orders[:1]):
-            for item in o.items:
-                try:
-                    e = facts.return_eligibility(o.order_id, item.product_id)
-                except NotFound:
-                    continue
-                out.append(eligibility_fact(e, item.title))
-    if intent in WARRANTY_INTENTS:
-        out.extend(warranty_fact(w) for w in facts.warranties(view.customer_id)[:3])
-    if intent in REFUND_INTENTS:
-        currency = orders[0].currency if orders else "EUR"
-        out.extend(refund_fact(r, currency) for r in facts.open_refunds(view.customer_id)[:3])
-    return Grounded(out, refs, totals)
+        for item in items:
+            try:
+                e = facts.return_eligibility(o.order_id, item.product_id)
+            except NotFound:
+                continue
+            out.append(eligibility_fact(e, item.title))
+    if view is not None and intent in WARRANTY_INTENTS:
+        wanted = {i.product_id for i in items}
+        out.extend(warranty_fact(w) for w in facts.warranties(view.customer_id)
+                   if w.order_id == o.order_id and w.product_id in wanted)
+    if view is not None and intent in REFUND_INTENTS:
+        out.extend(refund_fact(r, o.currency) for r in facts.open_refunds(view.customer_id)
+                   if r.order_id == o.order_id)
+    scope = tuple(c for i in items for c in (
+        i.product_id, catalog.products[i.product_id].category if catalog
+        and i.product_id in catalog.products else ""))
+    return Grounded(out, [o.order_id], totals, currency, tuple(c for c in scope if c))

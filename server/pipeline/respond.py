@@ -1,7 +1,9 @@
 """Respond: the order of stages for one customer message, their timings, cancellation.
 
-PII in -> classify -> ground (graph facts) -> route -> passages + offers -> generate,
-every chunk through the stream guard -> final event -> decision record. Stage
+PII in (and the conversation's state) -> classify -> link the turn to the customer's
+order/item and ground it (graph facts) -> route -> passages + offers -> generate, every
+chunk through the stream guard -> conversation state -> final event -> decision record.
+A turn whose reference is ambiguous is answered with a clarifying question. Stage
 internals live in their own layers; this module only sequences them. The record is
 queued before the final event leaves, so a client can look it up at once; a call
 that is cancelled or runs out of time is recorded too.
@@ -13,7 +15,6 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,11 @@ from typing import Any
 import msgspec
 
 from server.concurrency import run_blocking
-from server.config import ChannelsConfig, RetrievalConfig
+from server.config import ChannelsConfig, ConversationConfig, RetrievalConfig
+from server.conversation.flows import FlowEngine
+from server.conversation.guide import FlowTurn, slots_to_keep
+from server.conversation.state import ConversationState
+from server.conversation.turns import Conversations, TurnPlan
 from server.errors import InvalidInput
 from server.generation.base import Chunk, Generator, Grounding, Offer, PassageRef
 from server.generation.composer import GroundedComposer
@@ -31,19 +36,19 @@ from server.governance.guard import StreamGuard
 from server.governance.pii import PiiDetector, Redaction
 from server.governance.routing import RouteDecision, RoutingInput, extract_amounts
 from server.inference.service import InferenceService
-from server.knowledge.retrieval import affinity
 from server.knowledge.retrieval.retriever import Passage
 from server.knowledge.service import KnowledgeService, ShopKnowledge
 from server.observability.respond import RespondObserver
 from server.pipeline import assist, grounding
+from server.pipeline.actions import ActionOut, decision_actions
+from server.pipeline.passages import PassageFinder
 from server.pipeline.policies import PolicyState
+from server.pipeline.shop_views import ShopViews
 from server.records.drafts import DraftStore
 from server.records.store import RecordStore, utcnow
 from server.records.types import (
     DecisionRecord,
-    Handoff,
     PassageUse,
-    PendingAction,
     ViolationRecord,
 )
 
@@ -71,14 +76,6 @@ class Citation(msgspec.Struct, frozen=True):
     kind: str
 
 
-class ActionOut(msgspec.Struct, frozen=True):
-    kind: str
-    product_ids: list[str] = []
-    action_id: str = ""
-    status: str = ""
-    detail: str = ""
-
-
 class Final(msgspec.Struct, frozen=True):
     decision_id: str
     route: str
@@ -90,17 +87,15 @@ class Final(msgspec.Struct, frozen=True):
     rules_fired: list[str]
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:20]}"
-
-
 class RespondPipeline:
     def __init__(self, inference: InferenceService, knowledge: KnowledgeService,
                  records: RecordStore, policies: PolicyState, detector: PiiDetector,
                  executor: Executor, generator: Generator | None = None,
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
-                 offers: int = 2, channels: ChannelsConfig | None = None,
-                 drafts: DraftStore | None = None,
+                 offers: int = 2, conversations: Conversations | None = None,
+                 conversation: ConversationConfig | None = None,
+                 channels: ChannelsConfig | None = None,
+                 drafts: DraftStore | None = None, flows: FlowEngine | None = None,
                  first_chunk_s: float = 2.0,
                  observer: RespondObserver | None = None) -> None:
         self._inference = inference
@@ -111,8 +106,12 @@ class RespondPipeline:
         self._executor = executor
         self.generator = generator  # None = the grounded composer under the policy in force
         self._max_bytes = max_text_bytes
-        self._retrieval = retrieval or RetrievalConfig()
+        self._passages = PassageFinder(inference, knowledge, retrieval or RetrievalConfig())
         self._offers = offers
+        self._conversations = conversations
+        self._flows = flows  # guided flows (server/conversation/flows.py)
+        self._shop_views = ShopViews(inference, (conversation or ConversationConfig())
+                                     .title_similarity)
         self._channels = channels or ChannelsConfig()
         self._drafts = drafts  # assist mode stores its drafts here
         self._first_chunk_s = first_chunk_s
@@ -122,11 +121,20 @@ class RespondPipeline:
         return await run_blocking(self._executor, fn, *args)
 
     def _redact_for(self, shop: ShopKnowledge, req: RespondInput,
-                    ) -> tuple[grounding.CustomerView | None, Redaction]:
-        """The customer (NotFound for an unknown id) and their message without PII; their
-        own order and product ids stay, since they are not PII to this shop."""
+                    ) -> tuple[grounding.CustomerView | None, Redaction, str]:
+        """The customer (NotFound for an unknown id), their message without PII (their
+        own order and product ids stay, since they are not PII to this shop), and the
+        text the classifier reads: with the titles of their items masked."""
         view = grounding.customer_view(shop, req.customer_id)
-        return view, self._detector.redact(req.text, view.own_ids if view else frozenset())
+        red = self._detector.redact(req.text, view.own_ids if view else frozenset())
+        catalog = self._shop_views.catalog(shop)
+        return view, red, grounding.classifier_text(red.text, view, catalog)
+
+    async def _state(self, req: RespondInput, customer_id: str) -> ConversationState:
+        if self._conversations is None:
+            return ConversationState(req.conversation_id, customer_id, utcnow())
+        return await self._conversations.begin(req.conversation_id, customer_id,
+                                               datetime.now(UTC))
 
     def _validate(self, req: RespondInput) -> RespondInput:
         if not req.text.strip():
@@ -162,13 +170,15 @@ class RespondPipeline:
         )
         submitted = False
         try:
-            view, red = await self._run(self._redact_for, shop, req)
+            view, red, cls_text = await self._run(self._redact_for, shop, req)
             own = view.own_ids if view else frozenset()
             rec.redacted_input, rec.pii_kinds = red.text, red.kinds
             t = mark("pii", t0)
 
-            cls = await self._inference.classify(red.text, top_k=3, deadline=deadline,
-                                                 routing_key=rec.conversation_id)
+            state_aw = self._state(req, view.customer_id if view else "")
+            cls, state = await asyncio.gather(
+                self._inference.classify(cls_text, top_k=3, deadline=deadline,
+                                         routing_key=rec.conversation_id), state_aw)
             rec.intent, rec.confidence, rec.out_of_scope = cls.intent, cls.confidence, \
                 cls.out_of_scope
             rec.model_versions["classifier"] = cls.model_version
@@ -177,25 +187,33 @@ class RespondPipeline:
             rec.model_versions["embedder"] = self._inference.embedder_version()
             t = mark("classify", t)
 
-            grounded = await self._run(grounding.ground, shop, view, cls.intent, red.text)
+            catalog = self._shop_views.catalog(shop)
+            sims = await self._shop_views.title_similarity(shop, view, cls.embedding)
+            ctx = await self._run(grounding.plan_and_ground, shop, catalog, view, state,
+                                  cls.intent, red.text, sims, self._flows, cls.confidence)
+            plan, grounded, flow = ctx.plan, ctx.grounded, ctx.flow
+            rec.intent = plan.intent
+            rec.flow = flow.record() if flow is not None else {}
+            rec.link = _link_record(plan)
             rec.order_refs = grounded.order_refs
             rec.facts = [msgspec.to_builtins(f) for f in grounded.facts]
-            t = mark("facts", t)
-            decision = await self._route(bundle, req, red.text, cls, view, grounded)
+            t = mark("link", t)
+            decision = await self._route(bundle, req, red.text, cls, view, grounded, plan,
+                                         rec.conversation_id, flow)
             rec.route, rec.rules_fired, rec.sentiment = (decision.route, decision.rules_fired,
                                                         decision.sentiment)
             t = mark("route", t)
 
             passages: list[PassageRef] = []
             offers: list[Offer] = []
-            if decision.route == "automated":
+            if decision.route == "automated" and not plan.question:
                 # Retrieval reuses the classifier's embedding when it has one; offers are
                 # computed alongside (graph kernels in the executor).
                 offers_aw: Awaitable[list[Any]] = (
                     self._knowledge.recommend(view.customer_id, [], self._offers)
                     if decision.cross_sell_allowed and view is not None else _nothing())
                 gathered: list[Any] = await asyncio.gather(
-                    self._passages_for(red.text, cls.embedding, cls.intent), offers_aw,
+                    self._passages.find(red.text, cls.embedding, plan.intent), offers_aw,
                     return_exceptions=True)
                 got_passages, got_offers = gathered
                 # A failing index or recommender degrades the answer, never fails it.
@@ -205,6 +223,8 @@ class RespondPipeline:
                 recs: list[Any] = (
                     self._degraded(rec, "recommender_unavailable", got_offers)
                     if isinstance(got_offers, BaseException) else got_offers)
+                found = [(r, p) for r, p in found
+                         if grounding.passage_fits(catalog, p.source_id, grounded.scope)]
                 # The generator sees the pipeline's ranking; the record keeps the
                 # retrieval (cosine) scores.
                 passages = [PassageRef(p.id, p.source_id, p.kind, p.title, p.text, rank)
@@ -214,16 +234,26 @@ class RespondPipeline:
             t = mark("ground", t)
 
             g = Grounding(
-                intent="out_of_scope" if cls.out_of_scope else cls.intent,
+                intent="out_of_scope" if cls.out_of_scope and not plan.resumed else plan.intent,
                 confidence=cls.confidence, channel=req.channel,
                 customer_name=view.name if view else "", message=red.text,
                 facts=grounded.facts, passages=passages, offers=offers,
                 route=decision.route, handoff_message=decision.handoff_message,
+                question=plan.question if decision.route == "automated" else "",
+                linked_order_id=plan.link.order_id if not plan.link.ambiguous else "",
+                flow_text=flow.step.text if flow is not None else "",
+                flow_id=flow.step.flow_id if flow is not None else "",
+                flow_asks=bool(flow is not None and flow.step.needs_slot),
             )
             composer = GroundedComposer(
                 max_refund_statement=bundle.policy.promises.max_refund_statement)
-            generator: Generator = composer if self.generator is None else FallbackGenerator(
-                self.generator, composer, self._first_chunk_s)
+            # A clarifying question and a flow step are the composer's: they are said as
+            # written (the candidates as they are, the step's reviewed words). An LM gets
+            # the composer as its fallback (slow first chunk, or an error before it).
+            scripted = bool(g.question or g.flow_text)
+            generator: Generator = (
+                composer if scripted or self.generator is None
+                else FallbackGenerator(self.generator, composer, self._first_chunk_s))
             guard = StreamGuard(bundle.policy, view.order_view if view else None, own,
                                 rules=bundle.checks)
             cancel = threading.Event()
@@ -280,8 +310,14 @@ class RespondPipeline:
             # A chunk is cited when the client saw (some of) it: all of them unless the
             # guard stopped the stream (redaction shifts offsets by a few characters).
             cited = [c for start, c in chunks if outcome != "fallback" or start < guarded]
-            actions, handoff, pending = self._actions(rec, decision, cited, req, view)
+            actions, handoff, pending = decision_actions(rec, decision, cited,
+                                                         req.customer_id, flow)
             rec.actions = [msgspec.to_builtins(a) for a in actions]
+            if self._conversations is not None:
+                await self._conversations.finish(
+                    state, plan, decision_id, rec.conversation_id, red.text, decision.route,
+                    datetime.now(UTC), flow.position if flow is not None else None,
+                    slots_to_keep(flow), ctx.drop_flow)
             rec.finished_at = utcnow()
             rec.route = assist.route_for(decision.route, req.channel, self._channels)
             mark("total", t0)
@@ -318,78 +354,59 @@ class RespondPipeline:
         rec.fallbacks.append(what)
         return []
 
-    async def _passages_for(self, text: str, vector: Any, intent: str,
-                            ) -> list[tuple[float, Passage]]:
-        """The best customer-facing passages: one filtered search per allowed kind, plus
-        the documents that fit this intent (retrieval/affinity.py), merged and ranked;
-        matches under `respond_min_score` are not quoted."""
-        cfg = self._retrieval
-        k = cfg.respond_passages
-        shop = self._knowledge.current
-        searches = affinity.plan(cfg.respond_kinds, k, intent, shop.affinity, cfg.intent_tags)
-        if vector is None:  # the classifier's encoder is not the index's: embed the text
-            vector = (await self._inference.embed_documents([text])).vectors[0]
-        hits = await self._knowledge.search_filtered(vector, [(n, f) for n, f, _ in searches])
-        return affinity.merge(searches, hits, kinds=cfg.respond_kinds,
-                              boost=cfg.intent_tag_boost, min_score=cfg.respond_min_score,
-                              top_k=k)  # (ranking score, passage with its retrieval score)
-
     async def _route(self, bundle: Any, req: RespondInput, text: str, cls: Any,
-                     view: grounding.CustomerView | None,
-                     grounded: grounding.Grounded) -> RouteDecision:
+                     view: grounding.CustomerView | None, grounded: grounding.Grounded,
+                     plan: TurnPlan, conversation_id: str,
+                     flow: FlowTurn | None) -> RouteDecision:
         esc = bundle.policy.escalation
         repeat = 0
-        if view is not None and grounded.order_refs:
-            since = (datetime.now(UTC) - timedelta(days=esc.repeat_contact_window_days))
-            repeat = await self._records.recent_contacts(
-                view.customer_id, grounded.order_refs, since.isoformat(timespec="milliseconds"))
-        amounts = [m.amount for m in extract_amounts(text)]
-        if not amounts and cls.intent in _REFUND_BY_ORDER_INTENTS and grounded.order_refs:
-            amounts = [grounded.order_totals.get(o, 0.0) for o in grounded.order_refs]
+        if view is not None and self._conversations is not None:
+            # Earlier conversations about the same issue: customer, linked order or item,
+            # intent family (a new topic is not a repeat).
+            since = datetime.now(UTC) - timedelta(days=esc.repeat_contact_window_days)
+            repeat = await self._conversations.repeat_contacts(
+                view.customer_id, plan, conversation_id, since)
+        # Amounts keep their currency: the router converts by the policy's rates or flags.
+        amounts = [(m.amount, m.currency) for m in extract_amounts(text)]
+        if not amounts and plan.intent in _REFUND_BY_ORDER_INTENTS and grounded.order_refs:
+            amounts = [(grounded.order_totals.get(o, 0.0), grounded.order_currency.get(o, ""))
+                       for o in grounded.order_refs]
+        refund = max(amounts, key=lambda a: _comparable(esc, *a), default=None)
+        resumed = plan.resumed  # an answer to our question: its intent, not the classifier's
         decision: RouteDecision = bundle.router.route(RoutingInput(
-            intent=cls.intent, confidence=cls.confidence, out_of_scope=cls.out_of_scope,
+            intent=plan.intent, confidence=1.0 if resumed else cls.confidence,
+            out_of_scope=cls.out_of_scope and not resumed,
             text=text, segment=view.segment if view else "standard", repeat_contacts=repeat,
-            requested_refund_amount=max(amounts) if amounts else None, channel=req.channel,
+            requested_refund_amount=refund[0] if refund else None,
+            requested_refund_currency=refund[1] if refund else "", channel=req.channel,
             refund_in_progress=view.refund_in_progress if view else False,
+            flow_action=flow.step.action if flow is not None and flow.step.done else "",
         ))
+        if decision.reason == "flow_handoff" and flow is not None:
+            # The flow's own words say why a colleague takes over.
+            decision = msgspec.structs.replace(decision, handoff_message=flow.step.text)
         return decision
-
-    def _actions(self, rec: DecisionRecord, decision: RouteDecision, cited: list[Chunk],
-                 req: RespondInput, view: grounding.CustomerView | None,
-                 ) -> tuple[list[ActionOut], Handoff | None, list[PendingAction]]:
-        now = utcnow()
-        actions: list[ActionOut] = []
-        pending: list[PendingAction] = []
-        handoff = None
-        offered = [sid for c in cited if c.role == "offer" for sid in c.source_ids]
-        if offered:
-            actions.append(ActionOut("cross_sell_offer", list(dict.fromkeys(offered)),
-                                     status="offered"))
-        for p in decision.pending_approval:
-            action_id = new_id("act")
-            order = rec.order_refs[0] if rec.order_refs else ""
-            pending.append(PendingAction(
-                action_id=action_id, decision_id=rec.decision_id,
-                kind=f"{p.action}_pending_approval", state="pending",
-                customer_id=rec.customer_id, order_id=order, amount=p.amount or 0.0,
-                detail=f"{p.reason}: {p.amount} above the automatic limit {p.limit}",
-                created_at=now, updated_at=now))
-            actions.append(ActionOut(f"{p.action}_pending_approval", action_id=action_id,
-                                     status="pending", detail=p.reason))
-        if decision.route == "human":
-            handoff = Handoff(
-                handoff_id=new_id("ho"), decision_id=rec.decision_id,
-                conversation_id=rec.conversation_id, customer_id=req.customer_id,
-                state="pending", reason=decision.reason, rules_fired=decision.rules_fired,
-                redacted_text=rec.redacted_input, intent=rec.intent, created_at=now,
-                updated_at=now)
-            actions.append(ActionOut("handoff", action_id=handoff.handoff_id, status="pending",
-                                     detail=decision.reason))
-        return actions, handoff, pending
 
 
 async def _nothing() -> list[Any]:
     return []
+
+
+def _comparable(esc: Any, amount: float, currency: str) -> float:
+    """An amount in the policy's refund currency; one without a rate ranks first, so
+    that the router flags it rather than comparing it as if it were converted."""
+    converted = esc.in_refund_currency(amount, currency)
+    return float("inf") if converted is None else float(converted)
+
+
+def _link_record(plan: TurnPlan) -> dict[str, Any]:
+    """The link for the decision record: the choice, how it was made, every candidate,
+    and the question when one was asked."""
+    out: dict[str, Any] = msgspec.to_builtins(plan.link)
+    out["resumed"] = plan.resumed
+    if plan.question:
+        out["question"] = plan.question
+    return out
 
 
 def _citations(chunks: list[Chunk]) -> list[Citation]:

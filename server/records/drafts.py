@@ -97,7 +97,7 @@ class DraftStore:
                        draft.intent, draft.channel, "pending", "", draft.created_at or utcnow(),
                        "", draft.text, ""))
 
-        await self._records.run_in_db(insert)
+        await self._records.run_in_db(insert, flush=False)  # after its own commit
 
     async def get(self, decision_id: str) -> Draft:
         if not decision_id:

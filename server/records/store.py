@@ -353,10 +353,12 @@ class RecordStore:
             await self._queue.join()
 
     # -- for the record kinds kept in their own modules (drafts, audit, retention, KPIs) ---
-    async def run_in_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the database thread, once every record queued so far
-        is committed (so reads see them); the one door for records/*.py modules."""
-        await self.flush_pending()
+    async def run_in_db(self, fn: Callable[[sqlite3.Connection], T], flush: bool = True) -> T:
+        """Run `fn(connection)` on the database thread; the one door for records/*.py
+        modules. `flush` first waits until every record queued so far is committed, so
+        reports see them; hot paths that only need their own committed rows skip it."""
+        if flush:
+            await self.flush_pending()
         return await self._run(lambda: fn(self._c()))
 
     @property

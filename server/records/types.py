@@ -56,6 +56,10 @@ class DecisionRecord(msgspec.Struct, kw_only=True):
     outcome: str = ""
     fallbacks: list[str] = []  # degraded paths taken (generator_timeout, index_unavailable..)
     trace_id: str = ""  # OpenTelemetry trace id of the Respond call ("" = tracing off)
+    # What the turn was linked to (server/conversation): choice, confidence, how, the
+    # candidates considered, and the clarifying question when one was asked.
+    link: dict[str, Any] = {}
+    flow: dict[str, Any] = {}  # the guided-flow step of this turn, when one runs
 
 
 class Handoff(msgspec.Struct, kw_only=True):
@@ -82,6 +86,7 @@ class PendingAction(msgspec.Struct, kw_only=True):
     customer_id: str = ""
     order_id: str = ""
     amount: float = 0.0
+    currency: str = ""  # of amount (ISO 4217)
     detail: str = ""
     agent_id: str = ""
     note: str = ""

@@ -239,15 +239,15 @@ def test_policy_reload_is_atomic_and_named_in_records(
     next(call)  # the call is streaming under the policy it started with
     new = tmp_path / "policy.toml"
     new.write_text(default_policy_path().read_text().replace(
-        'version = "2026.11.1"', 'version = "2026.12.0"', 1))
+        'version = "2026.12.1"', 'version = "2026.12.9"', 1))
     reloaded = clients.admin.ReloadPolicies(admin_pb2.ReloadPoliciesRequest(path=str(new)))
-    assert (reloaded.version, reloaded.previous_version) == ("2026.12.0", "2026.11.1")
+    assert (reloaded.version, reloaded.previous_version) == ("2026.12.9", "2026.12.1")
     for _ in call:
         pass
-    assert _wait_for_record(clients, in_flight).policy_version == "2026.11.1"
+    assert _wait_for_record(clients, in_flight).policy_version == "2026.12.1"
     clients.srv.app.respond.generator = None  # type: ignore[union-attr]
     _, final, _ = clients.respond("how do returns work?")
-    assert clients.decision(final.decision_id).policy_version == "2026.12.0"
+    assert clients.decision(final.decision_id).policy_version == "2026.12.9"
     bad = tmp_path / "bad.toml"
     bad.write_text("version = 3\n")
     with pytest.raises(grpc.RpcError) as err:
@@ -273,8 +273,17 @@ def test_bad_requests(clients: Clients) -> None:
 def test_feedback_is_validated_and_stored(clients: Clients) -> None:
     _, final, _ = clients.respond("what are your shipping costs?")
     ok = clients.support.Feedback(support_pb2.FeedbackRequest(
-        decision_id=final.decision_id, csat=5, nps=9, resolved=True, text="great, thanks"))
+        decision_id=final.decision_id, csat=5, nps=9, resolved=True,
+        text=f"great, thanks! mail me at {RAW_PII[0]}"))
     assert ok.feedback_id
+    # Read it back from the record store: every field as sent, the free text redacted.
+    assert clients.srv.app is not None
+    stored = clients.srv.call(clients.srv.app.records.list_feedback(final.decision_id))
+    assert [f.feedback_id for f in stored] == [ok.feedback_id]
+    fb = stored[0]
+    assert (fb.decision_id, fb.csat, fb.nps, fb.resolved) == (final.decision_id, 5, 9, True)
+    assert fb.text.startswith("great, thanks! mail me at ") and RAW_PII[0] not in fb.text
+    assert "[EMAIL]" in fb.text and fb.created_at
     for req, code in [
         (support_pb2.FeedbackRequest(decision_id="dec-nope", csat=3), grpc.StatusCode.NOT_FOUND),
         (support_pb2.FeedbackRequest(decision_id=final.decision_id, csat=9),
@@ -285,6 +294,8 @@ def test_feedback_is_validated_and_stored(clients: Clients) -> None:
         with pytest.raises(grpc.RpcError) as err:
             clients.support.Feedback(req)
         assert err.value.code() == code
+    # Rejected feedback is not stored.
+    assert len(clients.srv.call(clients.srv.app.records.list_feedback(final.decision_id))) == 1
 
 
 def test_no_raw_pii_in_database_or_logs(
@@ -316,3 +327,15 @@ def test_no_raw_pii_in_database_or_logs(
     for raw in RAW_PII:
         assert raw.encode() not in blob, raw
         assert raw not in caplog.text, raw
+
+
+def test_a_clarifying_question_is_said_as_written_whatever_the_generator(
+    clients: Clients, scripted: list[ScriptedGenerator]
+) -> None:
+    gen = ScriptedGenerator(["An LM would improvise here. " * 4])
+    _install(clients, gen, scripted)
+    text, final, _ = clients.respond("where is my parcel?")  # a visitor: which order?
+    assert text == "Hi there! Could you share your order number so I can look it up?"
+    assert final.route == "automated" and gen.yielded == 0
+    rec = clients.decision(final.decision_id)
+    assert rec.model_versions["generator"].startswith("grounded-composer/")

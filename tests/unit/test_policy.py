@@ -20,14 +20,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_default_policy_loads() -> None:
     policy = load_policy()
-    assert policy.version == "2026.11.1"
+    assert policy.version == "2026.12.1"
     assert len(policy.content_hash) == 16
     assert policy.escalation.refund_auto_limit == 150.0
     assert "vip" in policy.escalation.vip_segments
     assert "complaint" not in policy.cross_sell.allowed_intents
     assert "damaged_item" not in policy.cross_sell.allowed_intents
     assert all(
-        policy.escalation.rule_actions.action(r) in ("handoff", "flag", "offer") for r in RULE_IDS
+        policy.escalation.action(r) in ("handoff", "flag", "offer") for r in RULE_IDS
     )
 
 
@@ -74,7 +74,7 @@ def test_bad_rule_action(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('version = "2026.11.1"', 'version = "latest"', "version"),
+        ('version = "2026.12.1"', 'version = "latest"', "version"),
         ("min_confidence = 0.55", "min_confidence = 1.5", "min_confidence"),
         ("holdback_chars = 64", "holdback_chars = 4", "holdback_chars"),
         ("repeat_contact_limit = 3", "repeat_contact_limit = 0", "repeat_contact_limit"),

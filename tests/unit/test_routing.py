@@ -46,7 +46,7 @@ def test_baseline_is_automated(router: Router) -> None:
     assert d.route == "automated" and d.rules_fired == [] and d.reason == ""
     assert d.handoff_message == "" and d.pending_approval == [] and not d.offer_human
     assert d.cross_sell_allowed
-    assert d.policy_version == "2026.11.1"
+    assert d.policy_version == "2026.12.1"
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ def test_actions_come_from_policy(policy: Policy) -> None:
         policy,
         escalation=msgspec.structs.replace(
             esc,
-            rule_actions=msgspec.structs.replace(esc.rule_actions, refund_above_limit="handoff"),
+            rule_actions={**esc.rule_actions, "refund_above_limit": "handoff"},
         ),
     )
     d = route(inp(requested_refund_amount=999.0), strict)

@@ -1,0 +1,79 @@
+"""Conversation state and contact issues in SQLite, on the record store's database thread.
+
+Two tables of their own next to the decisions: `conversations` (one row per
+conversation_id, the encoded state that server/conversation/state.py defines, redacted:
+this module stores bytes and knows nothing of their shape) and
+`contact_issues` (one row per answered turn that was about an issue: the customer, the
+issue key "<intent family>|<order or product id>" and when), which the repeat-contact
+rule counts. State is written when a turn is answered, so it survives a restart and
+any replica that shares the database sees it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from server.records.store import RecordStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+  conversation_id TEXT PRIMARY KEY, customer_id TEXT, updated_at TEXT, state BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at);
+CREATE TABLE IF NOT EXISTS contact_issues (
+  decision_id TEXT PRIMARY KEY, conversation_id TEXT, customer_id TEXT, issue TEXT, at TEXT);
+CREATE INDEX IF NOT EXISTS contact_issues_key ON contact_issues(customer_id, issue, at);
+"""
+
+
+class ConversationStore:
+    def __init__(self, records: RecordStore) -> None:
+        self._records = records
+
+    async def start(self) -> None:
+        """Create the tables (the record store must be started)."""
+        await self._records.run_in_db(lambda c: c.executescript(_SCHEMA))
+
+    async def load(self, conversation_id: str) -> bytes | None:
+        if not conversation_id:
+            return None
+
+        def select(c: sqlite3.Connection) -> bytes | None:
+            row = c.execute("SELECT state FROM conversations WHERE conversation_id = ?",
+                            (conversation_id,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        # Its own tables only (written directly, not through the decision queue).
+        return await self._records.run_in_db(select, flush=False)
+
+    async def save(self, conversation_id: str, customer_id: str, updated_at: str,
+                   state: bytes | None, decision_id: str, issue: str = "") -> None:
+        """Store the state (None: keep none) and, when the turn was about an issue, count it
+        as a contact."""
+
+        def write(c: sqlite3.Connection) -> None:
+            with c:
+                c.execute("BEGIN")
+                if state is not None:
+                    c.execute("INSERT OR REPLACE INTO conversations VALUES (?,?,?,?)",
+                              (conversation_id, customer_id, updated_at, state))
+                if issue:
+                    c.execute("INSERT OR REPLACE INTO contact_issues VALUES (?,?,?,?,?)",
+                              (decision_id, conversation_id, customer_id, issue, updated_at))
+
+        await self._records.run_in_db(write, flush=False)
+
+    async def issue_contacts(self, customer_id: str, issue: str, since: str,
+                             conversation_id: str = "") -> int:
+        """Earlier conversations (not this one) in which this customer raised this issue
+        since `since`."""
+        if not customer_id or not issue:
+            return 0
+
+        def count(c: sqlite3.Connection) -> int:
+            row = c.execute(
+                "SELECT COUNT(DISTINCT conversation_id) FROM contact_issues WHERE "
+                "customer_id = ? AND issue = ? AND at >= ? AND conversation_id != ?",
+                (customer_id, issue, since, conversation_id)).fetchone()
+            return int(row[0])
+
+        return await self._records.run_in_db(count, flush=False)
