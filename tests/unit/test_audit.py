@@ -11,6 +11,7 @@ from aftercare.v1 import agent_pb2
 from server.api.agent import AgentServicer
 from server.errors import InvalidInput, NotFound
 from server.records.audit import AuditLog, read_corrections
+from server.records.drafts import DraftStore
 from server.records.store import RecordStore
 from server.records.types import DecisionRecord, Handoff
 
@@ -72,7 +73,7 @@ async def test_resolve_handoff_with_true_intent_stores_a_correction(tmp_path: Pa
                       customer_id="C1", state="pending", reason="asked_for_human",
                       created_at="2026-12-01T08:00:00")
     await store.submit_decision(_decision(1, "I want my money back"), handoff=handoff)
-    agent = AgentServicer(store, audit)
+    agent = AgentServicer(store, DraftStore(store), audit)
     await agent.ClaimHandoff(agent_pb2.ClaimHandoffRequest(handoff_id="h1", agent_id="a7"),
                              None)  # type: ignore[arg-type]
     bad = agent_pb2.ResolveHandoffRequest(handoff_id="h1", agent_id="a7", reply="done",
