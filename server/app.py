@@ -96,7 +96,8 @@ class App:
                                    config.records.synchronous)
         # Guided flows (docs/flows.md); the Respond pipeline walks them per conversation.
         self.flows = configured_flows(config.flows, config.data, REPO_ROOT)
-        self.drafts = DraftStore(self.records)
+        detector = PiiDetector()
+        self.drafts = DraftStore(self.records, lambda text: detector.redact(text).text)
         self.observe = Observability(config, self.registry, self.records, self.knowledge)
         self.inference.on_classified.append(self.observe.on_classified)
         self.audit = AuditLog(self.records)
@@ -110,10 +111,13 @@ class App:
             config.traffic.shadow_queue_size, config.traffic.shadow_workers,
         )
         self.inference.traffic = self.traffic
+        if self.observe.metrics is not None:
+            gauge = self.observe.metrics.shadow_agreement
+            self.traffic.on_agreement.append(
+                lambda model, version, value: gauge.labels(model, str(version)).set(value))
         self.lifecycle.on_activated.append(self.traffic.on_activated)
         self.lifecycle.unload_guards.append(self.traffic.unload_guard)
         self.lifecycle.set_swap_hook(EMBEDDER, self._embedder_swap)
-        detector = PiiDetector()
         self.policies = PolicyState(config.policy.path, detector)
         self.conversations = ConversationStore(self.records)
         self.respond = RespondPipeline(

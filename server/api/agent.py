@@ -8,12 +8,12 @@ from aftercare.v1 import agent_pb2, agent_pb2_grpc
 from server.api.drafts_pb import draft_pb, rates_pb
 from server.api.records_pb import action_pb, handoff_pb
 from server.records.audit import AuditLog, check_label
+from server.records.base import Records
 from server.records.drafts import DraftStore
-from server.records.store import RecordStore
 
 
 class AgentServicer(agent_pb2_grpc.AgentServicer):
-    def __init__(self, records: RecordStore, drafts: DraftStore,
+    def __init__(self, records: Records, drafts: DraftStore,
                  audit: AuditLog | None = None) -> None:
         self._records = records
         self._drafts = drafts

@@ -147,6 +147,8 @@ class TrafficRouter:
         self._workers_n = max(1, workers)
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Told (model, version, agreement) after each comparison: the metrics gauge.
+        self.on_agreement: list[Callable[[str, int, float], None]] = []
         self.rollbacks = 0
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -287,6 +289,8 @@ class TrafficRouter:
         stats = self._stat(job.name, job.candidate)
         stats.compared += 1
         stats.agreement_sum += agreement_of(summary, job.reference)
+        for hook in self.on_agreement:
+            hook(job.name, job.candidate, stats.agreement)
         self._check(job.name, job.candidate)
 
     # -- automatic rollback ------------------------------------------------------------

@@ -227,7 +227,9 @@ class KnowledgeService:
             raise InvalidInput(f"top_k must be between 0 and {MAX_TOP_K}")
         shop = self.current
         result = await self._run(
-            shop.recommender.recommend, customer_id or None, list(product_ids), top_k or 10
+            shop.recommender.recommend,
+            shop.facts.canonical_customer(customer_id) if customer_id else None,
+            list(product_ids), top_k or 10
         )
         return result  # type: ignore[return-value]
 
@@ -244,6 +246,7 @@ class KnowledgeService:
 
 def build_customer_context(shop: ShopKnowledge, customer_id: str, limit: int) -> CustomerContext:
     facts = shop.facts
+    customer_id = facts.canonical_customer(customer_id)  # a merged id names the kept one
     customer = facts.customer(customer_id)  # NotFound for an unknown customer
     orders = [
         OrderContext(o, [facts.return_eligibility(o.order_id, i.product_id) for i in o.items])

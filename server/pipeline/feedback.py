@@ -6,7 +6,8 @@ import msgspec
 
 from server.errors import InvalidInput
 from server.governance.pii import PiiDetector
-from server.records.store import RecordStore, utcnow
+from server.records.base import Records
+from server.records.store import utcnow
 from server.records.types import Feedback
 
 MAX_TEXT = 4000
@@ -22,7 +23,7 @@ class FeedbackInput(msgspec.Struct, frozen=True):
 
 
 class FeedbackService:
-    def __init__(self, records: RecordStore, detector: PiiDetector) -> None:
+    def __init__(self, records: Records, detector: PiiDetector) -> None:
         self._records = records
         self._detector = detector
 

@@ -186,6 +186,7 @@ def customer_view(shop: ShopKnowledge, customer_id: str) -> CustomerView | None:
     if not customer_id:
         return None
     facts = shop.facts
+    customer_id = facts.canonical_customer(customer_id)  # a merged id names the kept one
     customer = facts.customer(customer_id)
     orders = facts.customer_orders(customer_id, limit=10_000)
     own = {o.order_id for o in orders} | {i.product_id for o in orders for i in o.items}

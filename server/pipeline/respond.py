@@ -44,8 +44,9 @@ from server.pipeline.actions import ActionOut, decision_actions
 from server.pipeline.passages import PassageFinder
 from server.pipeline.policies import PolicyState
 from server.pipeline.shop_views import ShopViews
+from server.records.base import Records
 from server.records.drafts import DraftStore
-from server.records.store import RecordStore, utcnow
+from server.records.store import utcnow
 from server.records.types import (
     DecisionRecord,
     PassageUse,
@@ -89,7 +90,7 @@ class Final(msgspec.Struct, frozen=True):
 
 class RespondPipeline:
     def __init__(self, inference: InferenceService, knowledge: KnowledgeService,
-                 records: RecordStore, policies: PolicyState, detector: PiiDetector,
+                 records: Records, policies: PolicyState, detector: PiiDetector,
                  executor: Executor, generator: Generator | None = None,
                  max_text_bytes: int = 8192, retrieval: RetrievalConfig | None = None,
                  offers: int = 2, conversations: Conversations | None = None,
@@ -223,6 +224,9 @@ class RespondPipeline:
                 recs: list[Any] = (
                     self._degraded(rec, "recommender_unavailable", got_offers)
                     if isinstance(got_offers, BaseException) else got_offers)
+                tuning = shop.recommender_tuning
+                if recs and tuning is not None:  # which per-shop mix chose the offers
+                    rec.model_versions["recommender"] = f"{tuning.leans_on}:{tuning.choice}"
                 found = [(r, p) for r, p in found
                          if grounding.passage_fits(catalog, p.source_id, grounded.scope)]
                 # The generator sees the pipeline's ranking; the record keeps the

@@ -11,11 +11,11 @@ rejected) over it, and `review_rates` gives the acceptance and edit rates per in
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
-from server.errors import Conflict, InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound, short
 from server.records.store import RecordStore, utcnow
 
 DRAFT_STATES = ("pending", "accepted", "edited", "rejected")
@@ -83,8 +83,11 @@ def _row(r: tuple[str, ...]) -> Draft:
 class DraftStore:
     """The drafts table, on the record store's database thread."""
 
-    def __init__(self, records: RecordStore) -> None:
+    def __init__(self, records: RecordStore, redact: Callable[[str], str] | None = None) -> None:
         self._records = records
+        # An agent's edit is free text like a customer's: PII is redacted before it is
+        # stored, as everywhere else in the record store.
+        self._redact = redact or (lambda text: text)
 
     async def start(self) -> None:
         """Create the table (the record store must be started)."""
@@ -109,7 +112,7 @@ class DraftStore:
 
         row = await self._records.run_in_db(select)
         if row is None:
-            raise NotFound(f"draft {decision_id} not found")
+            raise NotFound(f"draft {short(decision_id)} not found")
         return _row(row)
 
     async def list_drafts(self, state: str = "pending", limit: int = 50, intent: str = "",
@@ -143,18 +146,20 @@ class DraftStore:
         if not decision_id:
             raise InvalidInput("decision_id is empty")
 
+        stored_edit = self._redact(edited_text) if edited_text else ""
+
         def update(c: sqlite3.Connection) -> tuple[str, ...]:
             with c:  # check and update in one transaction
                 c.execute("BEGIN IMMEDIATE")
                 row = c.execute("SELECT state FROM drafts WHERE decision_id = ?",
                                 (decision_id,)).fetchone()
                 if row is None:
-                    raise NotFound(f"draft {decision_id} not found")
+                    raise NotFound(f"draft {short(decision_id)} not found")
                 if row[0] != "pending":
-                    raise Conflict(f"draft {decision_id} is already {row[0]}")
+                    raise Conflict(f"draft {short(decision_id)} is already {row[0]}")
                 c.execute("UPDATE drafts SET state = ?, agent_id = ?, reviewed_at = ?, "
                           "edited_text = ? WHERE decision_id = ?",
-                          (verdict, agent_id, utcnow(), edited_text, decision_id))
+                          (verdict, agent_id, utcnow(), stored_edit, decision_id))
                 return c.execute(f"SELECT {_COLUMNS} FROM drafts WHERE decision_id = ?",
                                  (decision_id,)).fetchone()
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from server.errors import InvalidInput, NotFound
+from server.errors import InvalidInput, NotFound, short
 from server.governance.policy import RETENTION_KINDS, RetentionPolicy
 from server.knowledge.service import KnowledgeService, ShopKnowledge
 from server.pipeline.policies import PolicyState
@@ -119,8 +119,9 @@ class RetentionService:
             raise InvalidInput(f"limit must be between 0 and {MAX_LIMIT}")
         when = parse_time(as_of, "as_of")
         shop, index = await self.shop()
+        customer_id = shop.facts.canonical_customer(customer_id)  # merged ids too
         if not index.has_customer(customer_id):
-            raise NotFound(f"unknown customer {customer_id!r}")
+            raise NotFound(f"unknown customer {short(customer_id)}")
         policy = self._policies.current.policy.retention
         now = when or index.as_of
         window = Window(now, now - timedelta(days=3650),

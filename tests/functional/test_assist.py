@@ -92,8 +92,11 @@ def test_assist_channel_drafts_are_reviewed_by_agents(desk: Desk) -> None:
     accepted = desk.review(first.decision_id, "accepted")
     assert (accepted.state, accepted.agent_id) == ("accepted", "agent-1")
     assert accepted.reviewed_at
-    edited = desk.review(second.decision_id, "edited", "Delivery is free above EUR 50.")
-    assert (edited.state, edited.edited_text) == ("edited", "Delivery is free above EUR 50.")
+    edited = desk.review(second.decision_id, "edited",
+                         "Delivery is free above EUR 50. Write to jane.doe@example.com")
+    # The agent's edit is stored like every other text: without PII.
+    assert (edited.state, edited.edited_text) == (
+        "edited", "Delivery is free above EUR 50. Write to [EMAIL]")
     # Review errors map to their status codes.
     assert _code(desk.review, third.decision_id, "maybe") == grpc.StatusCode.INVALID_ARGUMENT
     assert _code(desk.review, third.decision_id, "edited") == grpc.StatusCode.INVALID_ARGUMENT

@@ -209,3 +209,17 @@ def test_transactions_next_to_orders_is_ambiguous(tmp_path: Path) -> None:
     (shop / "orders.csv").write_text("order_id\n")
     with pytest.raises(DataError, match="transactions and orders both exist"):
         ingest_dir(shop)
+
+
+def test_a_merged_customer_id_still_names_the_kept_customer() -> None:
+    from server.knowledge.graph.facts import Facts
+
+    snapshot = ingest_dir(OLIST, mapping=load_mapping(OLIST / "mapping.toml"),
+                          currency="BRL").snapshot
+    merges = [m for m in snapshot.merges if m.entity == "customers"]
+    assert merges, "the fixture has customers that one person's account id folds together"
+    facts = Facts(snapshot)
+    for m in merges:
+        assert facts.customer(m.merged_id).customer_id == m.kept_id
+        assert facts.customer_orders(m.merged_id) == facts.customer_orders(m.kept_id)
+        assert facts.canonical_customer(m.kept_id) == m.kept_id

@@ -120,3 +120,9 @@ async def test_recent_contacts_counts_queued_and_written(tmp_path: Path) -> None
     assert await store.recent_contacts("C1", ["A9"], since) == 0
     assert await store.recent_contacts("C1", ["A1"], "2026-11-30T00:00:00") == 0
     await store.close()
+
+
+def test_the_sqlite_store_implements_the_records_interface(tmp_path: Path) -> None:
+    from server.records.base import Records
+
+    assert isinstance(RecordStore(tmp_path / "r.sqlite"), Records)

@@ -112,6 +112,8 @@ def _router(registry: ModelRegistry, answers: dict[int, str], queue_size: int = 
 async def test_shadow_disagreement_rolls_back_after_min_requests() -> None:
     registry, _ = _registry(1, 2)
     router, events = _router(registry, {1: "a", 2: "b"})
+    seen: list[tuple[str, int, float]] = []  # what the aftercare_shadow_agreement gauge gets
+    router.on_agreement.append(lambda m, v, a: seen.append((m, v, a)))
     router.start()
     await router.set_policy(TrafficPolicy(name="clf", shadow_version=2, shadow_percent=100,
                                           rollback=RollbackRule(min_agreement=0.9,
@@ -133,6 +135,7 @@ async def test_shadow_disagreement_rolls_back_after_min_requests() -> None:
     assert "agreement 0.000 < 0.9" in events.events[-1][2]
     v2 = next(r for r in router.report("clf") if r.version == 2)
     assert (v2.compared, v2.agreement) == (5, 0.0)
+    assert seen == [("clf", 2, 0.0)] * 5
     await router.close()
 
 

@@ -133,6 +133,10 @@ class Facts:
         self.snapshot = snapshot
         self.now = now or snapshot.as_of or datetime.now(UTC)
         self._customers = {c.customer_id: c for c in snapshot.customers}
+        # A customer id that entity resolution folded into another still names that
+        # person: a gateway knows the ids of its own system, merged or not.
+        self._customer_alias = {m.merged_id: m.kept_id for m in snapshot.merges
+                                if m.entity == "customers"}
         self._products = {p.product_id: p for p in snapshot.products}
         self._orders = {o.order_id: o for o in snapshot.orders}
         self._orders_by_customer: dict[str, list[Order]] = defaultdict(list)
@@ -158,6 +162,7 @@ class Facts:
     # --- entities -----------------------------------------------------------------
 
     def customer(self, customer_id: str) -> CustomerFacts:
+        customer_id = self.canonical_customer(customer_id)
         c = self._customer(customer_id)
         return CustomerFacts(c.customer_id, c.name, c.segment, c.created_at,
                              len(self._orders_by_customer.get(customer_id, [])),
@@ -170,6 +175,7 @@ class Facts:
 
     def customer_orders(self, customer_id: str, limit: int = 10) -> list[OrderFacts]:
         """The customer's orders, newest first."""
+        customer_id = self.canonical_customer(customer_id)
         self._customer(customer_id)
         orders = self._orders_by_customer.get(customer_id, [])[: max(limit, 0)]
         return [self._order_facts(o) for o in orders]
@@ -273,6 +279,7 @@ class Facts:
 
     def warranties(self, customer_id: str, now: datetime | None = None) -> list[WarrantyFacts]:
         """The customer's warranties, latest expiry first ([] when they hold none)."""
+        customer_id = self.canonical_customer(customer_id)
         now = now or self.now
         self._customer(customer_id)
         out = []
@@ -287,6 +294,7 @@ class Facts:
 
     def open_refunds(self, customer_id: str) -> list[RefundFacts]:
         """Returns whose refund is still requested or approved (not yet paid or rejected)."""
+        customer_id = self.canonical_customer(customer_id)
         self._customer(customer_id)
         order_ids = {o.order_id for o in self._orders_by_customer.get(customer_id, [])}
         rows = [r for r in self.snapshot.returns
@@ -296,6 +304,10 @@ class Facts:
                             r.reason, r.refund_status, r.refund_amount) for r in rows]
 
     # --- lookups --------------------------------------------------------------------
+
+    def canonical_customer(self, customer_id: str) -> str:
+        """The id the snapshot keeps for this customer (itself unless it was merged)."""
+        return self._customer_alias.get(customer_id, customer_id)
 
     def _customer(self, customer_id: str) -> Customer:
         try:
