@@ -82,7 +82,7 @@ def test_counters_move_by_the_calls_made(env: Env) -> None:
                  channel="chat") == 1
     reason = next(a.detail for a in final.actions if a.kind == "handoff")
     assert delta("aftercare_handoffs_total", reason=reason) == 1
-    for stage in ("redact", "classify", "facts", "route", "compose", "guard"):
+    for stage in ("redact", "classify", "link", "route", "compose", "guard"):
         assert delta("aftercare_respond_stage_duration_seconds_count", stage=stage) == 1, stage
     assert delta("aftercare_respond_ttft_seconds_count", channel="chat") == 1
     # Gauges read at scrape time.
@@ -104,14 +104,14 @@ def test_one_respond_yields_the_span_tree(env: Env) -> None:
     root = server[0]
     children = {s.name: s for s in finished
                 if s.parent is not None and s.parent.span_id == root.context.span_id}
-    assert {"redact", "classify", "facts", "route", "retrieve", "compose", "guard"} <= set(
+    assert {"redact", "classify", "link", "route", "retrieve", "compose", "guard"} <= set(
         children)
     for s in children.values():
         assert s.context.trace_id == root.context.trace_id
         assert root.start_time <= s.start_time <= s.end_time <= root.end_time + 1_000_000
-    order = sorted(("redact", "classify", "facts", "route", "retrieve", "compose"),
+    order = sorted(("redact", "classify", "link", "route", "retrieve", "compose"),
                    key=lambda n: children[n].start_time)
-    assert order == ["redact", "classify", "facts", "route", "retrieve", "compose"]
+    assert order == ["redact", "classify", "link", "route", "retrieve", "compose"]
     # The classifier batch the request rode in is its own span, linked to the request.
     batches = [s for s in finished if s.name == "batch"
                and any(link.context.span_id == root.context.span_id for link in s.links)]
