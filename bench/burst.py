@@ -74,6 +74,7 @@ def run(seconds: float = 3.0, burst_s: float = 3.0, factor: float = 10.0) -> dic
     texts = sample_texts()
     out: dict[str, Any] = {"bench": "burst", "factor": factor}
     for name, env in (("admission", {}),
+                      ("admission_rpc_cap", {"AFTERCARE_SERVER__MAX_CONCURRENT_RPCS": "256"}),
                       ("queue_only", {"AFTERCARE_CLASSIFIER_BATCHER__MAX_QUEUE_TIME_MS": "0"})):
         with server_process(env) as (port, pid):
             out[name] = uvloop.run(_measure(port, pid, texts, seconds, burst_s, factor))

@@ -140,6 +140,9 @@ class App:
                 ("grpc.max_send_message_length", config.server.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
+            # Past this many calls in flight grpc itself answers RESOURCE_EXHAUSTED, before
+            # any Python runs: the cheapest shedding there is under a burst.
+            maximum_concurrent_rpcs=config.server.max_concurrent_rpcs or None,
         )
         support_pb2_grpc.add_SupportServicer_to_server(
             SupportServicer(self.inference, self.knowledge, self.respond,

@@ -41,6 +41,7 @@ class ServerConfig(_Section):
     port: int = 50051  # 0 = pick a free port (tests)
     grace_s: float = 10.0  # how long in-flight calls may finish on shutdown
     max_message_bytes: int = 4 * 1024 * 1024
+    max_concurrent_rpcs: int = 0  # 0 = unlimited; else grpc sheds the excess itself
     reflection: bool = True
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
