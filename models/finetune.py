@@ -220,7 +220,7 @@ def finetune_encoder(
                 continue
             acc = _accuracy(head, encoder.embed_all(held_texts), y_held)
             at = f"epoch {epoch + 1} step {b}/{len(batches)}"
-            checks.append({"at": at, "heldout_accuracy": acc, "loss": float(loss)})
+            checks.append({"at": at, "heldout_accuracy": acc, "loss": float(loss.detach())})
             progress(f"fine-tune: {at} held-out accuracy {acc:.4f} "
                      f"({time.perf_counter() - started:.0f}s)")
             if acc > best_acc:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from models.head import CrossValidation, HeadConfig, cross_validate
 
 FloatArray = npt.NDArray[np.float32]
-L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+L2_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ DEMO_INTENT_TAGS = {
     "payment_problem": "payment issue", "invoice_request": "invoice", "account_access": "login",
     "delete_account": "privacy", "promo_code": "promo code", "complaint": "contact",
     "talk_to_human": "contact", "newsletter": "newsletter",
+    "duplicate_charge": "billing", "shipping_destinations": "destinations",
+    "price_match": "price match", "gift_card": "gift card", "subscription": "subscription",
 }
 
 
