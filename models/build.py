@@ -1,9 +1,12 @@
 """Building the served models: the int8 sentence embedder and the merged intent classifier.
 
-One encoder preparation (export, pooling, per-channel int8, cosine gate) feeds both. The
-classifier's head is trained on embeddings from the same int8 graph it is merged onto,
-so training and serving see identical features; its out-of-scope threshold comes from
-held-out folds of the training file alone.
+One encoder preparation (export validated against torch, pooling, per-channel int8,
+cosine gate) feeds both. The classifier's head is trained on embeddings from the same
+int8 graph it is merged onto, so training and serving see identical features; the head,
+its temperature and its out-of-scope threshold come from held-out folds of the training
+file alone (models/train.py). With ``finetune`` the classifier's encoder is fine-tuned
+on the intent data first (models/finetune.py) and exported the same way; the embedder
+stays on the source encoder. Progress lines go to the console, details to a build log.
 """
 
 from __future__ import annotations
