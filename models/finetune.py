@@ -57,6 +57,7 @@ class FinetuneConfig:
     max_minutes: float = 8.0  # cap on the training steps (the probe before is not counted)
     threads: int = 2
     seed: int = 0
+    freeze_word_embeddings: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +189,10 @@ def finetune_encoder(
     head = _probe_head(encoder.embed_all(train_texts), y_train, len(names), config.seed)
     frozen_acc = _accuracy(head, encoder.embed_all(held_texts), y_held)
     progress(f"fine-tune: frozen held-out accuracy {frozen_acc:.4f} on {len(held_rows)} rows")
-    # The word-embedding table (30k x 384, half of MiniLM's weights) stays frozen: a few
-    # thousand utterances touch few of its rows, and AdamW would update all of them.
-    encoder.model.get_input_embeddings().weight.requires_grad_(False)
+    if config.freeze_word_embeddings:
+        # The word-embedding table (30k x 384, half of MiniLM's weights): a few thousand
+        # utterances touch few of its rows, and AdamW would update all of them each step.
+        encoder.model.get_input_embeddings().weight.requires_grad_(False)
     trainable = [p for p in encoder.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [

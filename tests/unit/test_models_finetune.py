@@ -31,6 +31,8 @@ CONFIG = FinetuneConfig(
     max_epochs=7, pairs_per_batch=8, learning_rate=5e-4, head_learning_rate=1e-2,
     max_length=16, heldout_share=0.25, checks_per_epoch=1, patience=4, max_minutes=2.0,
     threads=2, seed=0,
+    # A random tiny encoder has no useful word vectors to keep; MiniLM's stay frozen.
+    freeze_word_embeddings=False,
 )  # fmt: skip
 
 
