@@ -93,7 +93,9 @@ def evaluate(
                 source, assignment, record = finetuned_classifier_encoder(
                     source, split.train, source_options, Path(tmp), log
                 )
-            art = prepare_encoder(source, Path(tmp), options.cache_dir, options.opset, log)
+            # A fine-tuned encoder is exported fresh, never into the shared cache.
+            cache = options.cache_dir if assignment is None else None
+            art = prepare_encoder(source, Path(tmp), cache, options.opset, log)
             metrics = int8_cosine(art, options.max_length)
             check_cosine(metrics, options.cosine_floor, options.short_cosine_floor)
             trained = train_classifier(art, split.train, source_options, assignment, log)
