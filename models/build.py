@@ -1,13 +1,18 @@
 """Building the served models: the int8 sentence embedder and the merged intent classifier.
 
-One encoder preparation (export, pooling, per-channel int8, cosine gate) feeds both. The
-classifier's head is trained on embeddings from the same int8 graph it is merged onto,
-so training and serving see identical features; its out-of-scope threshold comes from
-held-out folds of the training file alone.
+One encoder preparation (export validated against torch, pooling, per-channel int8,
+cosine gate) feeds both. The classifier's head is trained on embeddings from the same
+int8 graph it is merged onto, so training and serving see identical features; the head,
+its temperature and its out-of-scope threshold come from held-out folds of the training
+file alone (models/train.py). With ``finetune`` the classifier's encoder is fine-tuned
+on the intent data first (models/finetune.py) and exported the same way; the embedder
+stays on the source encoder. Progress lines go to the console, details to a build log.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
 import tempfile
 import time
@@ -16,22 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from models.augment import typo_copies
-from models.drift_reference import drift_reference
+from models.buildlog import BuildLog, build_log
 from models.encoder import (
     DEFAULT_OPSET,
+    SHORT_COSINE_FLOOR,
     EncoderArtifacts,
     EncoderSource,
     check_cosine,
+    cosine_gate,
     default_source,
     int8_cosine,
     prepare_encoder,
     source_from_dir,
     write_served_tokenizer,
 )
-from models.graph import Layer, append_head
-from models.head import HeadConfig, cross_validate, oos_threshold, train_head
+from models.finetune import FinetuneConfig, finetune_encoder
+from models.graph import append_head
+from models.head import HeadConfig
 from models.intent_data import IntentData, default_intents_path, load_intents
 from models.publish import new_staging_dir, publish_version
 from models.repository import (
@@ -41,7 +49,7 @@ from models.repository import (
     ModelVersion,
     sha256_file,
 )
-from models.runtime import OnnxTextModel
+from models.train import TrainedClassifier, train_classifier
 from server.errors import InvalidInput
 
 EMBEDDER_NAME = "minilm-embedder"
@@ -65,21 +73,20 @@ class BuildOptions:
     cache_dir: Path | None = None
     # Real MiniLM must keep >= 0.98; tests building random tiny weights pass a lower floor.
     cosine_floor: float = COSINE_FLOOR
+    short_cosine_floor: float = SHORT_COSINE_FLOOR
     head: HeadConfig = field(default_factory=HeadConfig)
     augment_copies: int = 2
     oos_quantile: float = OOS_QUANTILE
+    # Rows with this label in the training file are out-of-scope examples: not a class,
+    # they set the threshold. Absent in the deployment case (threshold by oos_quantile).
+    oos_label: str = "oos"
     seed: int = 0
     opset: int = DEFAULT_OPSET
-
-
-@dataclass(frozen=True, slots=True)
-class TrainedClassifier:
-    """A trained head with its labels, threshold and training record."""
-
-    layers: list[Layer]
-    labels: list[str]
-    threshold: float
-    training: dict[str, Any]
+    # Fine-tune the classifier's encoder on the intent data first (the embedder, used
+    # for retrieval, stays the source encoder). See models/finetune.py.
+    finetune: bool = False
+    finetune_config: FinetuneConfig = field(default_factory=FinetuneConfig)
+    quiet: bool = False  # no progress lines on the console (the build log still has them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +124,11 @@ def _common_manifest(
 ) -> dict[str, Any]:
     return {
         "source": source.as_manifest(),
-        "build": {**art.build, "max_length": options.max_length},
+        "build": {
+            **art.build,
+            "max_length": options.max_length,
+            "cosine_gate": cosine_gate(options.cosine_floor, options.short_cosine_floor),
+        },
         "metrics": dict(metrics),
         "embedding_dim": art.hidden_size,
         # The int8 encoder graph both models are made of: equal hashes mean the
@@ -141,54 +152,15 @@ def publish_embedder(
     art: EncoderArtifacts,
     options: BuildOptions,
     metrics: dict[str, Any],
+    run_info: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Publish the int8 embedder graph as the next version of ``minilm-embedder``."""
     staged = _stage(repository, EMBEDDER_NAME, art.int8_path, art, options.max_length)
     inputs, outputs = _graph_io(staged / MODEL_FILE)
     manifest = _common_manifest(source, art, options, metrics)
+    manifest["build"].update(run_info or {})
     manifest.update({"kind": "embedder", "inputs": inputs, "outputs": outputs})
     return publish_version(repository, EMBEDDER_NAME, staged, manifest)
-
-
-def train_classifier(
-    art: EncoderArtifacts, data: IntentData, options: BuildOptions
-) -> TrainedClassifier:
-    """Embed ``data`` with the int8 encoder, cross-validate, calibrate, fit the final head."""
-    labels = data.label_names
-    index = {label: i for i, label in enumerate(labels)}
-    y = np.array([index[label] for label in data.labels], dtype=np.int64)
-    embedder = OnnxTextModel(art.int8_path, art.tokenizer_path, options.max_length)
-    x = embedder.run(data.texts)["embedding"]
-    variants, sources = typo_copies(data.texts, options.augment_copies, options.seed)
-    extra = (
-        embedder.run(variants)["embedding"] if variants else np.empty((0, x.shape[1]), np.float32)
-    )
-    cv = cross_validate(x, data.labels, labels, options.head, options.seed, extra, sources)
-    threshold = oos_threshold(cv.heldout_max_prob, options.oos_quantile)
-    all_x = np.vstack([x, extra])
-    all_y = np.concatenate([y, y[np.asarray(sources, dtype=np.int64)]]) if sources else y
-    layers = train_head(all_x, all_y, len(labels), options.head)
-    training = {
-        "rows": len(data.texts),
-        "label_counts": data.label_counts,
-        "text_col": data.text_col,
-        "label_col": data.label_col,
-        "data_sha256": data.sha256,
-        "augmented_rows": len(variants),
-        "augmentation": f"{options.augment_copies} typo'd copies per row (1-2 char edits)",
-        "head": {
-            "kind": options.head.kind,
-            "l2": options.head.l2,
-            "hidden": options.head.hidden if options.head.kind == "mlp" else None,
-            "precision": "float32",
-        },
-        "cv_folds": cv.folds,
-        "cv_accuracy": cv.accuracy,
-        "cv_macro_f1": cv.macro_f1,
-        "seed": options.seed,
-        "drift_reference": drift_reference(x, cv.heldout_max_prob, threshold),
-    }
-    return TrainedClassifier(layers=layers, labels=labels, threshold=threshold, training=training)
 
 
 def publish_classifier(
@@ -198,6 +170,7 @@ def publish_classifier(
     options: BuildOptions,
     metrics: dict[str, Any],
     trained: TrainedClassifier,
+    run_info: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Merge the head onto the int8 embedder graph and publish ``intent-classifier``."""
     import onnx
@@ -209,6 +182,7 @@ def publish_classifier(
         staged = _stage(repository, CLASSIFIER_NAME, merged_path, art, options.max_length)
     inputs, outputs = _graph_io(staged / MODEL_FILE)
     manifest = _common_manifest(source, art, options, metrics)
+    manifest["build"].update(run_info or {})
     manifest["metrics"].update(
         cv_accuracy=trained.training["cv_accuracy"], cv_macro_f1=trained.training["cv_macro_f1"]
     )
@@ -219,16 +193,47 @@ def publish_classifier(
             "outputs": outputs,
             "labels": trained.labels,
             "oos_threshold": trained.threshold,
-            "oos": {
-                "rule": "out_of_scope when max(probabilities) < oos_threshold",
-                "method": f"quantile {options.oos_quantile} of in-scope held-out max-probability "
-                f"over {trained.training['cv_folds']}-fold cross-validation on the training file",
-                "quantile": options.oos_quantile,
-            },
+            "oos": trained.oos,
             "training": trained.training,
         }
     )
     return publish_version(repository, CLASSIFIER_NAME, staged, manifest)
+
+
+def finetuned_classifier_encoder(
+    source: EncoderSource, data: IntentData, options: BuildOptions, tmp: Path, log: BuildLog
+) -> tuple[EncoderSource, npt.NDArray[np.int64] | None, dict[str, Any]]:
+    """Fine-tune on the in-scope rows; the source to export, fold assignment, record."""
+    rows = [i for i, label in enumerate(data.labels) if label != options.oos_label]
+    result = finetune_encoder(
+        source,
+        [data.texts[i] for i in rows],
+        [data.labels[i] for i in rows],
+        tmp / "finetuned",
+        options.finetune_config,
+        log,
+    )
+    log(f"fine-tune: kept {result.record['kept']} in {result.record['seconds']:.0f}s")
+    if not result.improved:
+        return source, None, result.record
+    # The head is chosen and calibrated on the rows the encoder never trained on.
+    assignment = np.full(len(data.labels), -1, dtype=np.int64)
+    assignment[np.asarray(rows, dtype=np.int64)[result.heldout_rows]] = 0
+    return result.source, assignment, result.record
+
+
+def _encoder(
+    source: EncoderSource, work: Path, cache: Path | None, options: BuildOptions, log: BuildLog
+) -> tuple[EncoderArtifacts, dict[str, Any]]:
+    art = prepare_encoder(source, work, cache, options.opset, log)
+    metrics = int8_cosine(art, options.max_length)
+    check_cosine(metrics, options.cosine_floor, options.short_cosine_floor)
+    log(
+        f"validate: int8 vs fp32 cosine min {metrics['int8_cosine_min']:.4f} "
+        f"(floor {options.cosine_floor}), short inputs min "
+        f"{metrics['int8_cosine_short_min']:.4f} (floor {options.short_cosine_floor})"
+    )
+    return art, metrics
 
 
 def build_models(options: BuildOptions) -> BuildResult:
@@ -247,13 +252,52 @@ def build_models(options: BuildOptions) -> BuildResult:
             options.intents or default_intents_path(), options.text_col, options.label_col
         )
     versions = []
-    with tempfile.TemporaryDirectory(prefix="aftercare-build-") as tmp:
-        art = prepare_encoder(source, Path(tmp), options.cache_dir, options.opset)
-        metrics = int8_cosine(art, options.max_length)
-        check_cosine(metrics, options.cosine_floor)
+    with (
+        build_log(repository.root, options.quiet) as log,
+        tempfile.TemporaryDirectory(prefix="aftercare-build-") as tmp_name,
+    ):
+        tmp = Path(tmp_name)
+
+        def run_info() -> dict[str, Any]:
+            return {
+                "seconds": round(time.perf_counter() - started, 2),
+                "machine": machine_info(),
+                "log_file": str(log.path),
+            }
+
+        log(f"building into {repository.root}; details in {log.path}")
+        art, metrics = _encoder(source, tmp, options.cache_dir, options, log)
         if options.only != "classifier":
-            versions.append(publish_embedder(repository, source, art, options, metrics))
+            version = publish_embedder(repository, source, art, options, metrics, run_info())
+            log(f"published {version.name} v{version.version}")
+            versions.append(version)
         if data is not None:
-            trained = train_classifier(art, data, options)
-            versions.append(publish_classifier(repository, source, art, options, metrics, trained))
+            cls_source, assignment, record = source, None, None
+            if options.finetune:
+                cls_source, assignment, record = finetuned_classifier_encoder(
+                    source, data, options, tmp, log
+                )
+            if cls_source is not source:
+                # A fine-tuned encoder: exported fresh (never cached), gated the same way.
+                art, metrics = _encoder(cls_source, tmp / "tuned", None, options, log)
+            trained = train_classifier(art, data, options, assignment, log)
+            if record is not None:
+                trained.training["finetune"] = record
+            version = publish_classifier(
+                repository, cls_source, art, options, metrics, trained, run_info()
+            )
+            log(
+                f"published {version.name} v{version.version}: held-out accuracy "
+                f"{trained.training['cv_accuracy']:.4f}, oos_threshold {trained.threshold:.3f}"
+            )
+            versions.append(version)
     return BuildResult(versions=versions, seconds=time.perf_counter() - started)
+
+
+def machine_info() -> dict[str, Any]:
+    """What the build time was measured on."""
+    return {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }

@@ -42,6 +42,44 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cosine-floor", type=float, default=0.98, help="fail below this int8/fp32 min cosine"
     )
+    parser.add_argument(
+        "--short-cosine-floor", type=float, default=0.93,
+        help="fail below this int8/fp32 min cosine on one- and two-word inputs",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines (log file only)")
+    add_finetune_args(parser)
+
+
+def add_finetune_args(parser: argparse.ArgumentParser) -> None:
+    """``--finetune`` and its caps; shared by every command that trains a classifier."""
+    from models.finetune import FinetuneConfig
+
+    d = FinetuneConfig()
+    parser.add_argument(
+        "--finetune", action="store_true",
+        help="fine-tune the classifier's encoder on the intent data before export",
+    )
+    parser.add_argument("--finetune-epochs", type=int, default=d.max_epochs, help="max epochs")
+    parser.add_argument(
+        "--finetune-minutes", type=float, default=d.max_minutes, help="time cap of fine-tuning"
+    )
+    parser.add_argument(
+        "--finetune-max-length", type=int, default=d.max_length, help="tokens seen in training"
+    )
+    parser.add_argument("--finetune-threads", type=int, default=d.threads, help="torch threads")
+
+
+def finetune_config_from(args: argparse.Namespace) -> Any:
+    """The FinetuneConfig the ``add_finetune_args`` flags describe."""
+    from models.finetune import FinetuneConfig
+
+    return FinetuneConfig(
+        max_epochs=args.finetune_epochs,
+        max_minutes=args.finetune_minutes,
+        max_length=args.finetune_max_length,
+        threads=args.finetune_threads,
+        seed=args.seed,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +96,11 @@ def register(subparsers: Any) -> None:
     evaluate = subparsers.add_parser("eval", help="train on one CSV, score another; JSON last line")
     evaluate.add_argument("--train", type=Path, required=True, help="training CSV")
     evaluate.add_argument("--test", type=Path, required=True, help="test CSV")
-    evaluate.add_argument("--oos-label", default="oos", help="test label meaning out of scope")
+    evaluate.add_argument("--oos-label", default="oos", help="label meaning out of scope")
+    evaluate.add_argument(
+        "--holdout-intents", type=int, default=0,
+        help="remove this many seeded intents from training; their test rows become out of scope",
+    )
     _add_common(evaluate)
     evaluate.set_defaults(func=_run_eval)
 
@@ -81,6 +123,10 @@ def _options(args: argparse.Namespace, repository: Path, intents: Path | None) -
         augment_copies=args.augment_copies,
         seed=args.seed,
         cosine_floor=args.cosine_floor,
+        short_cosine_floor=args.short_cosine_floor,
+        finetune=args.finetune,
+        finetune_config=finetune_config_from(args),
+        quiet=args.quiet,
     )
 
 
@@ -99,7 +145,7 @@ def _run_build(args: argparse.Namespace) -> int:
         )
         if "cv_macro_f1" in metrics:
             line += (
-                f" cv macro-F1 {metrics['cv_macro_f1']:.4f}, "
+                f" held-out macro-F1 {metrics['cv_macro_f1']:.4f}, "
                 f"oos_threshold {version.manifest['oos_threshold']:.3f}"
             )
         print(line)
@@ -115,7 +161,9 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="aftercare-eval-repo-") as tmp:
         options = _options(args, Path(tmp), args.train)
-        result = evaluate(args.train, args.test, options, args.oos_label)
+        result = evaluate(
+            args.train, args.test, options, args.oos_label, args.holdout_intents
+        )
     print(json.dumps(result, sort_keys=True))
     return 0
 

@@ -53,7 +53,7 @@ investigation with the carrier.
     (
         "kb-shipping-options",
         "Shipping options and costs",
-        ("shipping", "delivery", "costs"),
+        ("shipping", "delivery", "costs", "destinations"),
         (),
         """
 ## Standard delivery
@@ -571,6 +571,23 @@ because tax law requires it. You can also download a copy of your data before de
 ## Subscribing and unsubscribing
 Manage marketing emails under My Account > Communication, or use the unsubscribe link at
 the bottom of any newsletter. Service emails about your orders are always sent.
+""",
+    ),
+    (
+        "kb-auto-ship",
+        "Auto-ship: repeat deliveries",
+        ("subscription", "auto-ship", "orders"),
+        (),
+        """
+## Setting up auto-ship
+Products you re-buy regularly, such as coffee, filters, razor blades, vitamins and pet food,
+can be delivered automatically. Choose Auto-ship on the product page and pick how often:
+every 2 to 12 weeks.
+
+## Changing, skipping or cancelling
+Under My Account > Auto-ship you can change the frequency or the next date, skip or pause a
+delivery, or cancel, at any time up to 2 days before the next shipment. Each delivery is
+charged at the price of the day it ships, to the payment method saved for auto-ship.
 """,
     ),
     (

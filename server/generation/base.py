@@ -57,7 +57,7 @@ class Offer(msgspec.Struct, frozen=True):
 class Grounding(msgspec.Struct, frozen=True):
     """Everything a generator may say, and nothing more."""
 
-    intent: str  # one of the 24 intents or "out_of_scope"
+    intent: str  # one of the demo intents (plans.INTENTS) or "out_of_scope"
     confidence: float
     channel: str  # "chat" | "email" | "social"
     customer_name: str  # may be ""

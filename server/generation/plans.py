@@ -32,6 +32,7 @@ INTENTS = (
     "delivery_options", "shipping_cost", "payment_problem", "invoice_request",
     "account_access", "delete_account", "product_question", "product_availability",
     "promo_code", "complaint", "talk_to_human", "praise", "reorder", "newsletter",
+    "duplicate_charge", "shipping_destinations", "price_match", "gift_card", "subscription",
 )  # fmt: skip
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -67,6 +68,11 @@ _CLOSINGS = {
     "praise": "We look forward to serving you again.",
     "reorder": _ANYTHING_ELSE,
     "newsletter": _ANYTHING_ELSE,
+    "duplicate_charge": "Reply with the references of both charges and we will look into it.",
+    "shipping_destinations": _ANYTHING_ELSE,
+    "price_match": "Reply with your order number and a link to the other offer to ask for it.",
+    "gift_card": _ANYTHING_ELSE,
+    "subscription": "Reply here if you would like help changing your subscription.",
     OUT_OF_SCOPE: (
         "I can help with orders, deliveries, returns, refunds, warranties, payments "
         "and your account."
@@ -77,6 +83,7 @@ _OPENERS = {
     "wrong_item": _SORRY,
     "missing_package": _SORRY,
     "payment_problem": _SORRY,
+    "duplicate_charge": _SORRY,
     "complaint": "I'm sorry to hear about your experience.",
     "praise": "Thank you so much for your kind words!",
 }
@@ -227,6 +234,11 @@ PLANS: dict[str, PlanFn] = {
     "reorder": _reorder_plan,
     "talk_to_human": _no_facts_plan,
     "praise": _no_facts_plan,
+    "duplicate_charge": _order_plan,
+    "shipping_destinations": _help_center_plan,
+    "price_match": _help_center_plan,
+    "gift_card": _help_center_plan,
+    "subscription": _help_center_plan,
     OUT_OF_SCOPE: _scope_plan,
 }
 

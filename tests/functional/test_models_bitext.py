@@ -68,7 +68,9 @@ def test_bitext_macro_f1(rows: list[tuple[str, str]], tmp_path: Path) -> None:
     result = _eval(train, test)
     print("bitext", {k: result[k] for k in ("accuracy", "macro_f1", "confusions")})
     assert result["rows_test"] == len(test_idx)
-    assert result["macro_f1"] >= 0.99
+    # Measured 0.9965 (2026-12-01); the floor for this set is 0.995.
+    assert result["macro_f1"] >= 0.995
+    assert abs(result["fp32_accuracy"] - result["accuracy"]) <= 0.005
 
 
 def test_bitext_out_of_scope(rows: list[tuple[str, str]], tmp_path: Path) -> None:
@@ -82,6 +84,11 @@ def test_bitext_out_of_scope(rows: list[tuple[str, str]], tmp_path: Path) -> Non
     print("bitext oos", {k: result[k] for k in keys})
     assert result["oos_rows"] == sum(label == "oos" for _, label in test_rows)
     assert result["macro_f1"] >= 0.99
-    # The threshold is the 5% quantile of held-out in-scope confidence.
-    assert result["inscope_rejected"] <= 0.15
-    assert result["oos_recall"] >= 0.2
+    # The threshold is the 5% quantile of temperature-scaled held-out in-scope confidence.
+    # Measured 2026-12-01: in-scope rejected 0.057, OOS recall 0.865.
+    assert result["inscope_rejected"] <= 0.10
+    assert result["oos_recall"] >= 0.75
+    curve = result["oos_curve"]
+    assert curve[0]["oos_recall"] == 0.0 and curve[0]["inscope_rejected"] == 0.0
+    recalls = [point["oos_recall"] for point in curve]
+    assert recalls == sorted(recalls)  # a higher threshold never rejects fewer

