@@ -118,7 +118,13 @@ def test_order_status_answer_is_grounded_cited_and_recorded(
     assert rec.final_text == text and rec.outcome == "completed"
     assert {"pii", "classify", "route", "ground", "ttft", "generate", "total"} <= {
         lat.stage for lat in rec.latencies}
-    assert set(rec.model_versions) == {"classifier", "embedder", "generator"}
+    # plus the per-shop recommender mix whenever offers were made
+    offered = any(a.kind == "cross_sell_offer" for a in final.actions)
+    assert set(rec.model_versions) == {"classifier", "embedder", "generator"} | (
+        {"recommender"} if offered else set())
+    if offered:
+        assert rec.model_versions["recommender"].split(":")[0] in (
+            "graph", "popularity/recency", "defaults")
     assert rec.policy_version and rec.index_version and rec.snapshot_id.startswith("snap-")
     assert rec.passages and any(order.order_id in f for f in rec.facts)
     # The help-center article that fits the intent is ranked in (learned intent affinity).
