@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -18,6 +17,7 @@ from google.protobuf import text_format
 from grpc import aio
 
 from server.access.credentials import current_identity
+from server.api.wrapping import HandlerWrapper
 from server.errors import AftercareError
 from server.records.audit import AuditLog
 
@@ -49,31 +49,22 @@ def actor_of(context: aio.ServicerContext) -> str:
     return str(context.peer() or "unknown")
 
 
-class AuditInterceptor(aio.ServerInterceptor):
+class AuditInterceptor(HandlerWrapper):
     def __init__(self, audit: AuditLog) -> None:
         self._audit = audit
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        super().__init__()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
+    def wraps(self, method: str, handler: grpc.RpcMethodHandler) -> bool:
+        return handler.unary_unary is not None and audited_action(method) is not None
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         action = audited_action(method)
-        if handler is None or handler.unary_unary is None or action is None:
-            return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = grpc.unary_unary_rpc_method_handler(
+        assert action is not None
+        return grpc.unary_unary_rpc_method_handler(
             self._wrap(action, handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
 
     def _wrap(self, action: str, fn: Any) -> Any:
         async def handler(request: Any, context: aio.ServicerContext) -> Any:

@@ -12,7 +12,7 @@ PERMISSION_DENIED (admins may act for any agent). Servicers read the identity wi
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -21,6 +21,7 @@ from grpc import aio
 from server.access.credentials import Authenticator, Identity, set_identity
 from server.access.ratelimit import RateLimiter
 from server.access.roles import allowed, is_open, service_of
+from server.api.wrapping import HandlerWrapper
 from server.errors import AftercareError, Overloaded, PermissionDenied
 
 _AGENT_SERVICE = "aftercare.v1.Agent"
@@ -31,28 +32,15 @@ def _peer_common_name(context: aio.ServicerContext) -> str:
     return names[0].decode("utf-8", "replace") if names else ""
 
 
-class AuthInterceptor(aio.ServerInterceptor):
+class AuthInterceptor(HandlerWrapper):
     def __init__(self, authenticator: Authenticator,
                  limiter: RateLimiter | None = None) -> None:
         self._auth = authenticator
         self._limiter = limiter or RateLimiter()
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        super().__init__()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_open(method):
-            return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, method)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+    def wraps(self, method: str, handler: grpc.RpcMethodHandler) -> bool:
+        return not is_open(method)  # health and reflection stay open
 
     def admit(self, method: str, request: Any, metadata: dict[str, str],
               common_name: str) -> Identity:
@@ -77,7 +65,7 @@ class AuthInterceptor(aio.ServerInterceptor):
         trailers = (("retry-after-ms", str(retry)),) if retry else ()
         await context.abort(grpc.StatusCode[exc.code_name], str(exc), trailing_metadata=trailers)
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         def admit(request: Any, context: aio.ServicerContext) -> Identity | AftercareError:
             metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ())
                         if isinstance(v, str)}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from grpc import aio
 
+from server.api.wrapping import HandlerWrapper
 from server.observability.metrics import Metrics
 
 _BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
@@ -32,28 +33,12 @@ def _code_name(context: aio.ServicerContext) -> str:
     return _BY_VALUE.get(int(code), grpc.StatusCode.UNKNOWN).name
 
 
-class MetricsInterceptor(aio.ServerInterceptor):
+class MetricsInterceptor(HandlerWrapper):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        super().__init__()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, method)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
         service, _, method = full_method.lstrip("/").partition("/")
         requests = self._metrics.rpc_requests
         duration = self._metrics.rpc_duration.labels(service, method)

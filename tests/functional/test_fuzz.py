@@ -1,4 +1,5 @@
-"""Fuzz every RPC of every service over a real channel.
+"""Fuzz every RPC of every service over a real channel (the Open Inference Protocol's
+tensor decoding included: random shapes, datatypes and raw length-prefixed contents).
 
 Random requests (tests/functional/fuzz.py walks each request descriptor) may only get
 the documented status codes: never UNKNOWN, never INTERNAL for input that is merely
@@ -21,6 +22,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 
+from aftercare.inference.v2 import grpc_service_pb2
 from aftercare.v1 import admin_pb2, agent_pb2, support_pb2
 from tests.functional.fuzz import messages
 from tests.functional.harness import ServerThread
@@ -39,7 +41,7 @@ _MAX_DETAIL = 400  # an error message quotes a short prefix of the input, never 
 
 def _methods() -> list[MethodDescriptor]:
     out = []
-    for pb2 in (support_pb2, agent_pb2, admin_pb2):
+    for pb2 in (support_pb2, agent_pb2, admin_pb2, grpc_service_pb2):
         for service in pb2.DESCRIPTOR.services_by_name.values():
             out.extend(service.methods)
     return out

@@ -1,0 +1,42 @@
+"""The shape every aftercare interceptor shares: wrap a method's handler once.
+
+grpc.aio calls `intercept_service` on every RPC; building a wrapped handler each time
+would cost allocations on the hot path. A `HandlerWrapper` builds it once per method
+and reuses it while the inner handler object stays the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import grpc
+from grpc import aio
+
+
+class HandlerWrapper(aio.ServerInterceptor):
+    """Subclasses say which methods they wrap (`wraps`) and how (`wrap`)."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def wraps(self, method: str, handler: grpc.RpcMethodHandler) -> bool:
+        return True
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not self.wraps(method, handler):
+            return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self.wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
