@@ -76,7 +76,7 @@ def instrumentation_cost_us(n: int = 20_000) -> dict[str, float]:
     async def handler(request: object, context: object) -> object:
         return request
 
-    wrapped: Any = MetricsInterceptor(metrics)._wrap(
+    wrapped: Any = MetricsInterceptor(metrics).wrap(
         grpc.unary_unary_rpc_method_handler(handler), "/aftercare.v1.Support/Classify")
 
     async def loop(fn: Any, observe: bool) -> float:
