@@ -33,9 +33,6 @@ CREATE TABLE IF NOT EXISTS decisions (
   started_at TEXT, finished_at TEXT, intent TEXT, route TEXT, outcome TEXT,
   record BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_customer ON decisions(customer_id, started_at);
-CREATE TABLE IF NOT EXISTS decision_orders (
-  decision_id TEXT, customer_id TEXT, order_id TEXT, at TEXT);
-CREATE INDEX IF NOT EXISTS decision_orders_key ON decision_orders(customer_id, order_id, at);
 CREATE TABLE IF NOT EXISTS handoffs (
   handoff_id TEXT PRIMARY KEY, decision_id TEXT, state TEXT, created_at TEXT,
   record BLOB NOT NULL);
@@ -188,10 +185,6 @@ class RecordStore:
                     (d.decision_id, d.conversation_id, d.customer_id, d.channel, d.started_at,
                      d.finished_at, d.intent, d.route, d.outcome, _enc.encode(d)),
                 )
-                conn.executemany(
-                    "INSERT INTO decision_orders VALUES (?,?,?,?)",
-                    [(d.decision_id, d.customer_id, o, d.started_at) for o in d.order_refs],
-                )
                 if it.handoff is not None:
                     h = it.handoff
                     conn.execute(
@@ -219,30 +212,6 @@ class RecordStore:
         cur = self._c().execute(f"SELECT record FROM {table} WHERE {key} = ?", (value,))
         row = cur.fetchone()
         return None if row is None else bytes(row[0])
-
-    async def recent_contacts(self, customer_id: str, order_ids: Sequence[str], since: str) -> int:
-        """Earlier contacts by this customer about any of these orders since `since`."""
-        if not customer_id or not order_ids:
-            return 0
-        # Queued ids are taken before the query, so a record committed in between is
-        # found in one place or both, and the set union counts it once.
-        wanted = set(order_ids)
-        queued = {
-            w.decision.decision_id for w in list(self._pending.values())
-            if w.decision.customer_id == customer_id and wanted & set(w.decision.order_refs)
-            and w.decision.started_at >= since
-        }
-
-        def select() -> set[str]:
-            marks = ",".join("?" * len(order_ids))
-            cur = self._c().execute(
-                "SELECT DISTINCT decision_id FROM decision_orders WHERE customer_id = ? "
-                f"AND order_id IN ({marks}) AND at >= ?",
-                (customer_id, *order_ids, since),
-            )
-            return {r[0] for r in cur.fetchall()}
-
-        return len(queued | await self._run(select))
 
     async def list_decision_ids(self) -> list[str]:
         rows = await self._run(

@@ -107,20 +107,6 @@ async def test_feedback_needs_a_known_decision(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_recent_contacts_counts_queued_and_written(tmp_path: Path) -> None:
-    store = RecordStore(tmp_path / "r.sqlite")
-    await store.start()
-    await store.submit_decision(_decision(1, orders=("A1",)))
-    await store.flush_pending()
-    await store.submit_decision(_decision(2, orders=("A1", "A2")))
-    await store.submit_decision(_decision(3, customer="C2", orders=("A1",)))
-    since = "2026-11-29T00:00:00"
-    assert await store.recent_contacts("C1", ["A1"], since) == 2
-    assert await store.recent_contacts("C1", ["A2"], since) == 1
-    assert await store.recent_contacts("C1", ["A9"], since) == 0
-    assert await store.recent_contacts("C1", ["A1"], "2026-11-30T00:00:00") == 0
-    await store.close()
-
 
 def test_the_sqlite_store_implements_the_records_interface(tmp_path: Path) -> None:
     from server.records.base import Records
