@@ -93,7 +93,8 @@ class App:
             self.executor, config.retrieval.default_top_k, self._load_shop
         )
         self.records = RecordStore(Path(config.records.path), config.records.queue_size,
-                                   config.records.synchronous)
+                                   config.records.synchronous, url=config.records.url,
+                                   pool_size=config.records.pool_size)
         # Guided flows (docs/flows.md); the Respond pipeline walks them per conversation.
         self.flows = configured_flows(config.flows, config.data, REPO_ROOT)
         detector = PiiDetector()

@@ -123,7 +123,12 @@ class RetrievalConfig(_Section):
 
 
 class RecordsConfig(_Section):
+    # "" = SQLite at `path`; "sqlite:///path" likewise; "postgresql://user@host:port/db"
+    # = PostgreSQL, shared by many replicas (libpq URL; PGPASSWORD etc. apply). Wins
+    # over `path` when set.
+    url: str = ""
     path: str = "var/aftercare.sqlite"
+    pool_size: int = 4  # PostgreSQL connections (and database threads) per replica
     queue_size: int = 10_000
     # NORMAL: what a caller was told survives the process being killed; FULL: also
     # power loss (an fsync per group commit).

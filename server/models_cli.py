@@ -96,7 +96,8 @@ def register(subparsers: Any) -> None:
     retrain.add_argument("--weight", type=int, default=3, help="copies of each correction")
     retrain.add_argument("--force", action="store_true",
                          help="write the version even if it is worse on the base folds")
-    retrain.add_argument("--records", help="records database (default: config records.path)")
+    retrain.add_argument("--records", help="records database: a SQLite file or a records.url "
+                         "(default: config records.url, else records.path)")
     retrain.add_argument("--config", help="TOML config file (records path, repository)")
     retrain.add_argument("--repository", type=Path, help="model repository (default config)")
     retrain.add_argument("--intents", type=Path, help="base training CSV (default demo intents)")
@@ -249,10 +250,14 @@ def _retrain(args: argparse.Namespace) -> int:
     from models.retrain import LabelledExample, retrain_classifier
     from server.config import load_config
     from server.records.audit import read_corrections
+    from server.records.sql import redact_url
 
     config = load_config(args.config)
-    records = args.records or config.records.path
-    stored = read_corrections(records, args.since)
+    url, path = config.records.url, config.records.path
+    if args.records:
+        url, path = (args.records, "") if "://" in args.records else ("", args.records)
+    records = redact_url(url) if url else path
+    stored = read_corrections(path, args.since, url=url)
     if len(stored) < max(1, args.min_corrections):
         raise ServerCallFailed(f"{len(stored)} corrections in {records}"
                                f"{' since ' + args.since if args.since else ''}; "

@@ -55,3 +55,27 @@ def server_overrides(model_repository: Path, tmp_path_factory: pytest.TempPathFa
         "embedder_batcher": {"max_queue_time_ms": 0},
         "metrics": {"port": 0},  # off: test servers must not all bind the default port
     }
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():  # type: ignore[no-untyped-def]
+    """A throwaway PostgreSQL cluster for the session (tests/pg.py); skips only when no
+    PostgreSQL binaries exist on this machine."""
+    from tests.pg import PgCluster, pg_bindir
+
+    bindir = pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on this machine")
+    cluster = PgCluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def records_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """`records.url` of an empty record database, on each backend: the one store suite
+    runs on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.sqlite'}"
+    cluster = request.getfixturevalue("pg_cluster")
+    return str(cluster.create_database())

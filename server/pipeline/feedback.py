@@ -7,7 +7,7 @@ import msgspec
 from server.errors import InvalidInput
 from server.governance.pii import PiiDetector
 from server.records.base import Records
-from server.records.store import utcnow
+from server.records.store import feedback_id, utcnow
 from server.records.types import Feedback
 
 MAX_TEXT = 4000
@@ -40,11 +40,13 @@ class FeedbackService:
                 or fb.text.strip()):
             raise InvalidInput("feedback has no content")
         record = Feedback(
-            feedback_id=f"fb-{fb.decision_id}-{utcnow()}",
+            feedback_id="",
             decision_id=fb.decision_id, csat=fb.csat, nps=fb.nps, resolved=fb.resolved,
             converted_order_id=fb.converted_order_id.strip(),
             text=self._detector.redact(fb.text).text if fb.text else "",
             created_at=utcnow(),
         )
+        # The same feedback again (a retried call, another replica) is the same record.
+        record.feedback_id = feedback_id(record)
         await self._records.add_feedback(record)  # NotFound for an unknown decision
         return record.feedback_id

@@ -15,26 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 
 import msgspec
 
 from server.errors import InvalidInput
+from server.records.sql import Db, connect_sync, insert_ignore
 from server.records.store import RecordStore, utcnow
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, actor TEXT, action TEXT, target TEXT,
-  result TEXT);
-CREATE TABLE IF NOT EXISTS lifecycle_events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, model TEXT, kind TEXT, detail TEXT,
-  actor TEXT);
-CREATE INDEX IF NOT EXISTS lifecycle_events_model ON lifecycle_events(model, id);
-CREATE TABLE IF NOT EXISTS corrections (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, correction_id TEXT UNIQUE, decision_id TEXT,
-  text TEXT, text_hash TEXT, true_intent TEXT, note TEXT, actor TEXT, at TEXT,
-  UNIQUE(text_hash, true_intent));
-"""
+_INSERT_CORRECTION = insert_ignore("corrections", (
+    "correction_id", "decision_id", "text", "text_hash", "true_intent", "note", "actor", "at"))
+_SELECT_CORRECTIONS = ("SELECT id, correction_id, decision_id, text, true_intent, note, actor, "
+                       "at FROM corrections WHERE at >= ? ORDER BY id")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -76,7 +67,7 @@ class AuditLog:
         self._store = store
 
     async def start(self) -> None:
-        await self._store.run_in_db(lambda c: c.executescript(_SCHEMA))
+        """Nothing to create: the record store's migrations made the tables."""
 
     # -- audit -------------------------------------------------------------------------
     async def record(self, actor: str, action: str, target: str, result: str) -> None:
@@ -117,31 +108,26 @@ class AuditLog:
         correction_id = "cor_" + hashlib.sha256(f"{digest}:{label}".encode()).hexdigest()[:16]
         row = (correction_id, decision_id, text, digest, label, note[:500], actor, utcnow())
 
-        def insert(c: sqlite3.Connection) -> bool:
-            cur = c.execute(
-                "INSERT OR IGNORE INTO corrections (correction_id, decision_id, text, "
-                "text_hash, true_intent, note, actor, at) VALUES (?,?,?,?,?,?,?,?)", row)
-            return cur.rowcount == 0
+        def insert(c: Db) -> bool:
+            return c.execute(_INSERT_CORRECTION, row).rowcount == 0
 
         duplicate = await self._store.run_in_db(insert)
         return correction_id, duplicate
 
     async def corrections(self, since: str = "") -> list[Correction]:
-        rows = await self._store.run_in_db(lambda c: c.execute(
-            "SELECT id, correction_id, decision_id, text, true_intent, note, actor, at "
-            "FROM corrections WHERE at >= ? ORDER BY id", (since,)).fetchall())
+        rows = await self._store.run_in_db(
+            lambda c: c.execute(_SELECT_CORRECTIONS, (since,)).fetchall())
         return [Correction(*r) for r in rows]
 
 
-def read_corrections(path: str, since: str = "") -> list[Correction]:
-    """Corrections straight from a records database file (offline: retrain)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT id, correction_id, decision_id, text, true_intent, note, actor, at "
-            "FROM corrections WHERE at >= ? ORDER BY id", (since,)).fetchall()
-    except sqlite3.OperationalError:  # no corrections table yet
-        rows = []
-    finally:
-        conn.close()
+def read_corrections(path: str, since: str = "", url: str = "") -> list[Correction]:
+    """Corrections straight from the records database (offline: retrain): `url` is
+    `records.url` (wins when set), else `path` is the SQLite file."""
+    with connect_sync(url, path) as db:
+        try:
+            rows = db.execute(_SELECT_CORRECTIONS, (since,)).fetchall()
+        except Exception as exc:  # a database no server has started on yet
+            if "corrections" not in str(exc):
+                raise
+            rows = []
     return [Correction(*r) for r in rows]

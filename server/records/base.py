@@ -1,17 +1,17 @@
 """The record store's interface: what the pipeline and the servicers need from it.
 
-`RecordStore` (SQLite, WAL, one writer task) is the embedded implementation; a
-networked database (the scale-out issue) implements the same methods. Record kinds
-kept in their own modules (drafts, conversations, audit, retention, KPIs) reach the
-database through `run_in_db`, which is SQLite-shaped today: a second backend gives
-each of those modules a dialect of its own behind the same door.
+`RecordStore` implements it on either database (server/records/sql.py: SQLite, the
+embedded default, or PostgreSQL for many replicas). Record kinds kept in their own
+modules (drafts, conversations, audit, retention, KPIs) reach the database through
+`run_in_db`, with SQL both databases accept (`Db.dialect` for what differs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
+from server.records.sql import Db
 from server.records.types import DecisionRecord, Feedback, Handoff, PendingAction
 
 T = TypeVar("T")
@@ -37,8 +37,8 @@ class Records(Protocol):
                            limit: int = 50) -> list[PendingAction]: ...
     async def decide_action(self, action_id: str, agent_id: str, approve: bool,
                             note: str = "") -> PendingAction: ...
-    async def add_feedback(self, fb: Feedback) -> None: ...
+    async def add_feedback(self, fb: Feedback) -> bool: ...
     async def list_feedback(self, decision_id: str) -> list[Feedback]: ...
 
     async def flush_pending(self) -> None: ...
-    async def run_in_db(self, fn: Callable[[Any], T], flush: bool = True) -> T: ...
+    async def run_in_db(self, fn: Callable[[Db], T], flush: bool = True) -> T: ...

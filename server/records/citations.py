@@ -10,20 +10,23 @@ only feed it back its own guesses.
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 
+from server.records.sql import POSTGRESQL, Db
 from server.records.store import RecordStore
 
 _CONFIRMED = """
 SELECT record FROM decisions WHERE decision_id IN (
     SELECT decision_id FROM drafts WHERE state = 'accepted'
     UNION
-    SELECT decision_id FROM feedback
-    WHERE json_extract(CAST(record AS TEXT), '$.resolved') = 1)
+    SELECT decision_id FROM feedback WHERE {resolved})
 ORDER BY started_at DESC LIMIT ?
 """
+# Feedback records are msgspec JSON: `resolved` is a JSON boolean.
+_RESOLVED = {
+    "sqlite": "json_extract(CAST(record AS TEXT), '$.resolved') = 1",
+    POSTGRESQL: "(convert_from(record, 'UTF8')::jsonb ->> 'resolved') = 'true'",
+}
 
 
 class _Used(msgspec.Struct):
@@ -36,11 +39,9 @@ async def confirmed_citations(records: RecordStore, limit: int = 5000,
     """(intent, source_id) -> confirmed answers grounded in it, over the latest `limit`."""
     await records.flush_pending()
 
-    def select(c: sqlite3.Connection) -> list[bytes]:
-        try:
-            return [bytes(r[0]) for r in c.execute(_CONFIRMED, (limit,)).fetchall()]
-        except sqlite3.OperationalError:  # no drafts table (drafts not started)
-            return []
+    def select(c: Db) -> list[bytes]:
+        sql = _CONFIRMED.format(resolved=_RESOLVED[c.dialect])
+        return [bytes(r[0]) for r in c.execute(sql, (limit,)).fetchall()]
 
     counts: dict[tuple[str, str], int] = {}
     decoder = msgspec.json.Decoder(_Used)

@@ -1,4 +1,4 @@
-"""Conversation state and contact issues in SQLite, on the record store's database thread.
+"""Conversation state and contact issues, in the record store's database.
 
 Two tables of their own next to the decisions: `conversations` (one row per
 conversation_id, the encoded state that server/conversation/state.py defines, redacted:
@@ -11,18 +11,13 @@ any replica that shares the database sees it.
 
 from __future__ import annotations
 
-import sqlite3
-
+from server.records.sql import Db, upsert
 from server.records.store import RecordStore
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-  conversation_id TEXT PRIMARY KEY, customer_id TEXT, updated_at TEXT, state BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at);
-CREATE TABLE IF NOT EXISTS contact_issues (
-  decision_id TEXT PRIMARY KEY, conversation_id TEXT, customer_id TEXT, issue TEXT, at TEXT);
-CREATE INDEX IF NOT EXISTS contact_issues_key ON contact_issues(customer_id, issue, at);
-"""
+_SAVE_STATE = upsert("conversations", ("conversation_id", "customer_id", "updated_at",
+                                        "state"), ("conversation_id",))
+_SAVE_CONTACT = upsert("contact_issues", ("decision_id", "conversation_id", "customer_id",
+                                          "issue", "at"), ("decision_id",))
 
 
 class ConversationStore:
@@ -30,14 +25,13 @@ class ConversationStore:
         self._records = records
 
     async def start(self) -> None:
-        """Create the tables (the record store must be started)."""
-        await self._records.run_in_db(lambda c: c.executescript(_SCHEMA))
+        """Nothing to create: the record store's migrations made the tables."""
 
     async def load(self, conversation_id: str) -> bytes | None:
         if not conversation_id:
             return None
 
-        def select(c: sqlite3.Connection) -> bytes | None:
+        def select(c: Db) -> bytes | None:
             row = c.execute("SELECT state FROM conversations WHERE conversation_id = ?",
                             (conversation_id,)).fetchone()
             return None if row is None else bytes(row[0])
@@ -50,14 +44,12 @@ class ConversationStore:
         """Store the state (None: keep none) and, when the turn was about an issue, count it
         as a contact."""
 
-        def write(c: sqlite3.Connection) -> None:
-            with c:
-                c.execute("BEGIN")
+        def write(c: Db) -> None:
+            with c.transaction():
                 if state is not None:
-                    c.execute("INSERT OR REPLACE INTO conversations VALUES (?,?,?,?)",
-                              (conversation_id, customer_id, updated_at, state))
+                    c.execute(_SAVE_STATE, (conversation_id, customer_id, updated_at, state))
                 if issue:
-                    c.execute("INSERT OR REPLACE INTO contact_issues VALUES (?,?,?,?,?)",
+                    c.execute(_SAVE_CONTACT,
                               (decision_id, conversation_id, customer_id, issue, updated_at))
 
         await self._records.run_in_db(write, flush=False)
@@ -69,7 +61,7 @@ class ConversationStore:
         if not customer_id or not issue:
             return 0
 
-        def count(c: sqlite3.Connection) -> int:
+        def count(c: Db) -> int:
             row = c.execute(
                 "SELECT COUNT(DISTINCT conversation_id) FROM contact_issues WHERE "
                 "customer_id = ? AND issue = ? AND at >= ? AND conversation_id != ?",

@@ -10,24 +10,17 @@ rejected) over it, and `review_rates` gives the acceptance and edit rates per in
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 
 import msgspec
 
 from server.errors import Conflict, InvalidInput, NotFound, short
+from server.records.sql import Db
 from server.records.store import RecordStore, utcnow
 
 DRAFT_STATES = ("pending", "accepted", "edited", "rejected")
 VERDICTS = ("accepted", "edited", "rejected")
 
-DRAFTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS drafts (
-  decision_id TEXT PRIMARY KEY, conversation_id TEXT, customer_id TEXT, intent TEXT,
-  channel TEXT, state TEXT NOT NULL, agent_id TEXT, created_at TEXT, reviewed_at TEXT,
-  text TEXT, edited_text TEXT);
-CREATE INDEX IF NOT EXISTS drafts_state ON drafts(state, created_at);
-"""
 _COLUMNS = ("decision_id, conversation_id, customer_id, intent, channel, state, agent_id, "
             "created_at, reviewed_at, text, edited_text")
 
@@ -90,11 +83,10 @@ class DraftStore:
         self._redact = redact or (lambda text: text)
 
     async def start(self) -> None:
-        """Create the table (the record store must be started)."""
-        await self._records.run_in_db(lambda c: c.executescript(DRAFTS_SCHEMA))
+        """Nothing to create: the record store's migrations made the table."""
 
     async def submit(self, draft: Draft) -> None:
-        def insert(c: sqlite3.Connection) -> None:
+        def insert(c: Db) -> None:
             c.execute(f"INSERT INTO drafts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                       (draft.decision_id, draft.conversation_id, draft.customer_id,
                        draft.intent, draft.channel, "pending", "", draft.created_at or utcnow(),
@@ -106,7 +98,7 @@ class DraftStore:
         if not decision_id:
             raise InvalidInput("decision_id is empty")
 
-        def select(c: sqlite3.Connection) -> tuple[str, ...] | None:
+        def select(c: Db) -> tuple[str, ...] | None:
             return c.execute(f"SELECT {_COLUMNS} FROM drafts WHERE decision_id = ?",
                              (decision_id,)).fetchone()
 
@@ -148,20 +140,19 @@ class DraftStore:
 
         stored_edit = self._redact(edited_text) if edited_text else ""
 
-        def update(c: sqlite3.Connection) -> tuple[str, ...]:
-            with c:  # check and update in one transaction
-                c.execute("BEGIN IMMEDIATE")
-                row = c.execute("SELECT state FROM drafts WHERE decision_id = ?",
+        def update(c: Db) -> tuple[str, ...]:
+            # Conditional on pending: of two agents (or replicas) racing, one wins.
+            with c.transaction():
+                won = c.execute("UPDATE drafts SET state = ?, agent_id = ?, reviewed_at = ?, "
+                                "edited_text = ? WHERE decision_id = ? AND state = 'pending'",
+                                (verdict, agent_id, utcnow(), stored_edit, decision_id)).rowcount
+                row = c.execute(f"SELECT {_COLUMNS} FROM drafts WHERE decision_id = ?",
                                 (decision_id,)).fetchone()
-                if row is None:
-                    raise NotFound(f"draft {short(decision_id)} not found")
-                if row[0] != "pending":
-                    raise Conflict(f"draft {short(decision_id)} is already {row[0]}")
-                c.execute("UPDATE drafts SET state = ?, agent_id = ?, reviewed_at = ?, "
-                          "edited_text = ? WHERE decision_id = ?",
-                          (verdict, agent_id, utcnow(), stored_edit, decision_id))
-                return c.execute(f"SELECT {_COLUMNS} FROM drafts WHERE decision_id = ?",
-                                 (decision_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"draft {short(decision_id)} not found")
+            if not won:
+                raise Conflict(f"draft {short(decision_id)} is already {row[5]}")
+            return tuple(row)
 
         return _row(await self._records.run_in_db(update))
 

@@ -27,7 +27,6 @@ Every rate is 0 when its denominator is 0.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,16 +36,8 @@ import msgspec
 import numpy as np
 
 from server.errors import InvalidInput
+from server.records.sql import Db
 from server.records.types import Feedback, Handoff
-
-# The assist-mode drafts table (its owner creates it the same way): created here too,
-# so the acceptance query works before any draft exists.
-DRAFTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS drafts (
-  decision_id TEXT PRIMARY KEY, conversation_id TEXT, customer_id TEXT, intent TEXT,
-  channel TEXT, state TEXT, agent_id TEXT, created_at TEXT, reviewed_at TEXT, text TEXT,
-  edited_text TEXT);
-"""
 
 
 class KpiQuery(msgspec.Struct, frozen=True):
@@ -137,9 +128,8 @@ class KpiRows:
     drafts: dict[str, int]  # state -> count
 
 
-def load_rows(conn: sqlite3.Connection, q: KpiQuery) -> KpiRows:
-    """The rows in the window (runs on the record store's database thread)."""
-    conn.executescript(DRAFTS_SCHEMA)
+def load_rows(conn: Db, q: KpiQuery) -> KpiRows:
+    """The rows in the window (runs on the record store's backend, off the loop)."""
     where, args = ["1 = 1"], []
     if q.since:
         where.append("d.started_at >= ?")

@@ -8,7 +8,6 @@ product, order, due date): issuing the same nudge again does not count twice.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,19 +15,15 @@ from datetime import datetime
 
 import msgspec
 
+from server.records.sql import Db, insert_ignore
 from server.records.store import RecordStore, utcnow
 from server.records.types import Handoff, PendingAction
 
 # (customer_id, kind, product_id, order_id, due_at ISO): one distinct nudge.
 Key = tuple[str, str, str, str, str]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS retention_issued (
-  customer_id TEXT, kind TEXT, product_id TEXT, order_id TEXT, due_at TEXT,
-  channel TEXT, as_of TEXT, issued_at TEXT,
-  PRIMARY KEY (customer_id, kind, product_id, order_id, due_at));
-CREATE INDEX IF NOT EXISTS retention_issued_cap ON retention_issued(customer_id, channel, as_of);
-"""
+_INSERT_ISSUED = insert_ignore("retention_issued", (
+    "customer_id", "kind", "product_id", "order_id", "due_at", "channel", "as_of", "issued_at"))
 OPEN_HANDOFF_STATES = ("pending", "claimed")
 
 
@@ -48,12 +43,6 @@ def _iso(ts: datetime) -> str:
 class RetentionLog:
     def __init__(self, store: RecordStore) -> None:
         self._store = store
-        self._ready = False
-
-    async def _ensure(self) -> None:
-        if not self._ready:
-            await self._store.run_in_db(lambda c: c.executescript(_SCHEMA))
-            self._ready = True
 
     async def open_issues(self, complaint_intents: Sequence[str], complaints_since: str,
                           customer_id: str = "") -> OpenIssues:
@@ -61,7 +50,7 @@ class RetentionLog:
         (all customers, or just `customer_id`)."""
         intents = set(complaint_intents)
 
-        def select(c: sqlite3.Connection) -> OpenIssues:
+        def select(c: Db) -> OpenIssues:
             marks = ",".join("?" * len(OPEN_HANDOFF_STATES))
             complaints: set[str] = set()
             handoffs: set[str] = set()
@@ -92,9 +81,8 @@ class RetentionLog:
     async def issued(self, customer_ids: Sequence[str], since: datetime, until: datetime
                      ) -> dict[str, dict[str, set[Key]]]:
         """customer -> channel -> keys of the actions issued with as_of in (since, until]."""
-        await self._ensure()
 
-        def select(c: sqlite3.Connection) -> dict[str, dict[str, set[Key]]]:
+        def select(c: Db) -> dict[str, dict[str, set[Key]]]:
             out: dict[str, dict[str, set[Key]]] = defaultdict(dict)
             ids = list(customer_ids)
             for i in range(0, len(ids), 500):
@@ -114,15 +102,9 @@ class RetentionLog:
         rows = [(*key, channel, _iso(as_of), utcnow()) for key, channel in issued]
         if not rows:
             return 0
-        await self._ensure()
 
-        def insert(c: sqlite3.Connection) -> int:
-            with c:
-                c.execute("BEGIN")
-                before = c.total_changes
-                c.executemany("INSERT OR IGNORE INTO retention_issued "
-                              "(customer_id, kind, product_id, order_id, due_at, channel, as_of,"
-                              " issued_at) VALUES (?,?,?,?,?,?,?,?)", rows)
-                return c.total_changes - before
+        def insert(c: Db) -> int:
+            with c.transaction():
+                return c.executemany(_INSERT_ISSUED, rows)
 
         return await self._store.run_in_db(insert)

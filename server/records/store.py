@@ -1,49 +1,46 @@
-"""SQLite record store (WAL): decisions, handoffs, pending actions, feedback.
+"""The record store: decisions, handoffs, pending actions, feedback.
 
-One connection, owned by one database thread; every statement runs there, so the
-event loop never blocks on disk. Decision records go through a bounded queue drained
-by a writer task that commits in small batches: a Respond stream never waits for a
-write. Until its batch commits, a record stays readable from memory, so GetDecision
-right after Respond finds it. `close()` flushes the queue before closing.
+The database is a backend (server/records/sql.py): SQLite with WAL on one database
+thread (the embedded default), or PostgreSQL through a connection pool (many replicas,
+one database). Statements never run on the event loop. Decision records go through a
+bounded queue drained by a writer task that commits in small batches (group commit):
+Respond's `commit_decision` returns once its batch is committed, `submit_decision`
+never waits for a write. Until its batch commits, a record stays readable from memory,
+so GetDecision right after Respond finds it. State changes people make (claims,
+approvals, reviews) are conditional updates: when two replicas race, exactly one wins
+and the other gets Conflict. `close()` flushes the queue before closing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
-from server.concurrency import run_blocking
 from server.errors import Conflict, InvalidInput, NotFound, Unavailable, short
+from server.records.migrations import migrate
+from server.records.sql import Backend, Db, insert_ignore, make_backend, upsert
 from server.records.types import DecisionRecord, Feedback, Handoff, PendingAction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-  decision_id TEXT PRIMARY KEY, conversation_id TEXT, customer_id TEXT, channel TEXT,
-  started_at TEXT, finished_at TEXT, intent TEXT, route TEXT, outcome TEXT,
-  record BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS decisions_customer ON decisions(customer_id, started_at);
-CREATE TABLE IF NOT EXISTS handoffs (
-  handoff_id TEXT PRIMARY KEY, decision_id TEXT, state TEXT, created_at TEXT,
-  record BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS handoffs_state ON handoffs(state, created_at);
-CREATE TABLE IF NOT EXISTS actions (
-  action_id TEXT PRIMARY KEY, decision_id TEXT, state TEXT, created_at TEXT,
-  record BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS actions_state ON actions(state, created_at);
-CREATE TABLE IF NOT EXISTS feedback (
-  feedback_id TEXT PRIMARY KEY, decision_id TEXT, created_at TEXT, record BLOB NOT NULL);
-"""
+_DECISION_COLS = ("decision_id", "conversation_id", "customer_id", "channel", "started_at",
+                  "finished_at", "intent", "route", "outcome", "record")
+_UPSERT_DECISION = upsert("decisions", _DECISION_COLS, ("decision_id",))
+_UPSERT_HANDOFF = upsert("handoffs", ("handoff_id", "decision_id", "state", "created_at",
+                                      "record"), ("handoff_id",))
+_UPSERT_ACTION = upsert("actions", ("action_id", "decision_id", "state", "created_at",
+                                    "record"), ("action_id",))
+_INSERT_FEEDBACK = insert_ignore("feedback", ("feedback_id", "decision_id", "created_at",
+                                              "record"))
 
 _enc = msgspec.json.Encoder()
 
@@ -59,15 +56,22 @@ class _Write(msgspec.Struct):
     committed: asyncio.Future[None] | None = None  # set once its batch is committed
 
 
+def feedback_id(fb: Feedback) -> str:
+    """The same feedback sent twice for a decision (a retried call) is one record."""
+    content = msgspec.json.encode(msgspec.structs.replace(fb, feedback_id="", created_at=""))
+    return f"fb-{fb.decision_id}-{hashlib.sha256(content).hexdigest()[:16]}"
+
+
 class RecordStore:
-    def __init__(self, path: Path, queue_size: int = 10_000,
-                 synchronous: str = "NORMAL") -> None:
-        self.path = path
-        if synchronous.upper() not in ("NORMAL", "FULL"):
-            raise InvalidInput("records.synchronous must be NORMAL or FULL")
-        self._synchronous = synchronous.upper()
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aftercare-db")
-        self._conn: sqlite3.Connection | None = None
+    """`RecordStore(path)` is SQLite at that path; `RecordStore(url="postgresql://...")`
+    (or `url="sqlite:///..."`) picks the backend from `records.url`."""
+
+    def __init__(self, path: Path | None = None, queue_size: int = 10_000,
+                 synchronous: str = "NORMAL", *, url: str = "", pool_size: int = 4) -> None:
+        if path is None and not url:
+            raise InvalidInput("the record store needs records.path or records.url")
+        self.backend: Backend = make_backend(url, str(path or ""), synchronous, pool_size)
+        self.dialect = self.backend.dialect
         self._queue: asyncio.Queue[_Write | None] | None = None
         self._queue_size = queue_size
         self._pending: dict[str, _Write] = {}
@@ -76,19 +80,10 @@ class RecordStore:
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        await self._run(self._open)
+        await self.backend.open()
+        await self.backend.run(migrate)
         self._queue = asyncio.Queue(self._queue_size)
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a committed transaction survives the process being killed (the
-        # WAL is in the OS's hands); FULL also fsyncs each commit (power loss).
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.executescript(_SCHEMA)
-        self._conn = conn
 
     async def close(self) -> None:
         """Flush every queued record, then close the database."""
@@ -96,18 +91,10 @@ class RecordStore:
             await self._queue.put(None)
             await self._writer
             self._writer = None
-        if self._conn is not None:
-            await self._run(self._conn.close)
-            self._conn = None
-        self._db.shutdown(wait=True)
+        await self.backend.close()
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await run_blocking(self._db, fn, *args)
-
-    def _c(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("record store is not open")
-        return self._conn
+    async def _run(self, fn: Callable[[Db], T]) -> T:
+        return await self.backend.run(fn)
 
     # -- decisions ---------------------------------------------------------------------
     async def submit_decision(
@@ -153,7 +140,7 @@ class RecordStore:
             if items:
                 failed: Exception | None = None
                 try:
-                    await self._run(self._write_batch, items)
+                    await self._run(functools.partial(_write_batch, items=items))
                     self.written += len(items)
                 except Exception as exc:
                     log.exception("writing %d decision records failed", len(items))
@@ -174,48 +161,21 @@ class RecordStore:
             if any(b is None for b in batch):
                 return
 
-    def _write_batch(self, items: list[_Write]) -> None:
-        conn = self._c()
-        with conn:
-            conn.execute("BEGIN")
-            for it in items:
-                d = it.decision
-                conn.execute(
-                    "INSERT OR REPLACE INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (d.decision_id, d.conversation_id, d.customer_id, d.channel, d.started_at,
-                     d.finished_at, d.intent, d.route, d.outcome, _enc.encode(d)),
-                )
-                if it.handoff is not None:
-                    h = it.handoff
-                    conn.execute(
-                        "INSERT OR REPLACE INTO handoffs VALUES (?,?,?,?,?)",
-                        (h.handoff_id, h.decision_id, h.state, h.created_at, _enc.encode(h)),
-                    )
-                for a in it.actions:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO actions VALUES (?,?,?,?,?)",
-                        (a.action_id, a.decision_id, a.state, a.created_at, _enc.encode(a)),
-                    )
-
     async def get_decision(self, decision_id: str) -> DecisionRecord:
         if not decision_id:
             raise InvalidInput("decision_id is empty")
         pending = self._pending.get(decision_id)
         if pending is not None:
             return pending.decision
-        row = await self._run(self._select_one, "decisions", "decision_id", decision_id)
+        row = await self._run(lambda db: _select_one(db, "decisions", "decision_id",
+                                                     decision_id))
         if row is None:
             raise NotFound(f"decision {short(decision_id)} not found")
         return msgspec.json.decode(row, type=DecisionRecord)
 
-    def _select_one(self, table: str, key: str, value: str) -> bytes | None:
-        cur = self._c().execute(f"SELECT record FROM {table} WHERE {key} = ?", (value,))
-        row = cur.fetchone()
-        return None if row is None else bytes(row[0])
-
     async def list_decision_ids(self) -> list[str]:
         rows = await self._run(
-            lambda: self._c().execute("SELECT decision_id FROM decisions").fetchall()
+            lambda db: db.execute("SELECT decision_id FROM decisions").fetchall()
         )
         return [r[0] for r in rows]
 
@@ -225,8 +185,8 @@ class RecordStore:
 
     async def _list(self, table: str, typ: type[T], state: str, limit: int) -> list[T]:
         await self.flush_pending()
-        def select() -> list[bytes]:
-            cur = self._c().execute(
+        def select(db: Db) -> list[bytes]:
+            cur = db.execute(
                 f"SELECT record FROM {table} WHERE state = ? ORDER BY created_at LIMIT ?",
                 (state, max(1, min(limit or 50, 500))),
             )
@@ -242,8 +202,8 @@ class RecordStore:
             raise InvalidInput("agent_id is empty")
         await self.flush_pending()
 
-        def update() -> Handoff:
-            raw = self._select_one("handoffs", "handoff_id", handoff_id)
+        def update(db: Db) -> Handoff:
+            raw = _select_one(db, "handoffs", "handoff_id", handoff_id)
             if raw is None:
                 raise NotFound(f"handoff {short(handoff_id)} not found")
             h = msgspec.json.decode(raw, type=Handoff)
@@ -256,13 +216,17 @@ class RecordStore:
                     raise Conflict(f"handoff {short(handoff_id)} is claimed by another agent")
                 if not reply.strip():
                     raise InvalidInput("reply is empty")
+            was = h.state
             h = msgspec.structs.replace(
                 h, state=to_state, agent_id=agent_id, reply=reply or h.reply, updated_at=utcnow()
             )
-            self._c().execute(
-                "UPDATE handoffs SET state = ?, record = ? WHERE handoff_id = ?",
-                (h.state, _enc.encode(h), handoff_id),
-            )
+            # Conditional on the state read: of two agents (or replicas) racing, one wins.
+            won = db.execute(
+                "UPDATE handoffs SET state = ?, record = ? WHERE handoff_id = ? AND state = ?",
+                (h.state, _enc.encode(h), handoff_id, was),
+            ).rowcount
+            if not won:
+                raise Conflict(f"handoff {short(handoff_id)} was just changed by another agent")
             return h
 
         return await self._run(update)
@@ -278,8 +242,8 @@ class RecordStore:
             raise InvalidInput("agent_id is empty")
         await self.flush_pending()
 
-        def update() -> PendingAction:
-            raw = self._select_one("actions", "action_id", action_id)
+        def update(db: Db) -> PendingAction:
+            raw = _select_one(db, "actions", "action_id", action_id)
             if raw is None:
                 raise NotFound(f"action {short(action_id)} not found")
             a = msgspec.json.decode(raw, type=PendingAction)
@@ -289,29 +253,29 @@ class RecordStore:
                 a, state="approved" if approve else "rejected", agent_id=agent_id, note=note,
                 updated_at=utcnow(),
             )
-            self._c().execute(
-                "UPDATE actions SET state = ?, record = ? WHERE action_id = ?",
-                (a.state, _enc.encode(a), action_id),
-            )
+            won = db.execute(
+                "UPDATE actions SET state = ?, record = ? WHERE action_id = ? "
+                "AND state = 'pending'", (a.state, _enc.encode(a), action_id),
+            ).rowcount
+            if not won:
+                raise Conflict(f"action {short(action_id)} was just decided by another agent")
             return a
 
         return await self._run(update)
 
     # -- feedback --------------------------------------------------------------------------
-    async def add_feedback(self, fb: Feedback) -> None:
+    async def add_feedback(self, fb: Feedback) -> bool:
+        """Store feedback (idempotent by `feedback_id`); False when it was there already."""
         await self.get_decision(fb.decision_id)  # NotFound for an unknown decision
         await self.flush_pending()
-        await self._run(
-            lambda: self._c().execute(
-                "INSERT INTO feedback VALUES (?,?,?,?)",
-                (fb.feedback_id, fb.decision_id, fb.created_at, _enc.encode(fb)),
-            )
-        )
+        row = (fb.feedback_id, fb.decision_id, fb.created_at, _enc.encode(fb))
+        return bool(await self._run(lambda db: db.execute(_INSERT_FEEDBACK, row).rowcount))
 
     async def list_feedback(self, decision_id: str) -> list[Feedback]:
         rows = await self._run(
-            lambda: self._c().execute(
-                "SELECT record FROM feedback WHERE decision_id = ?", (decision_id,)
+            lambda db: db.execute(
+                "SELECT record FROM feedback WHERE decision_id = ? ORDER BY created_at",
+                (decision_id,)
             ).fetchall()
         )
         return [msgspec.json.decode(bytes(r[0]), type=Feedback) for r in rows]
@@ -322,14 +286,42 @@ class RecordStore:
             await self._queue.join()
 
     # -- for the record kinds kept in their own modules (drafts, audit, retention, KPIs) ---
-    async def run_in_db(self, fn: Callable[[sqlite3.Connection], T], flush: bool = True) -> T:
-        """Run `fn(connection)` on the database thread; the one door for records/*.py
+    async def run_in_db(self, fn: Callable[[Db], T], flush: bool = True) -> T:
+        """Run `fn(db)` off the loop, on the backend; the one door for records/*.py
         modules. `flush` first waits until every record queued so far is committed, so
         reports see them; hot paths that only need their own committed rows skip it."""
         if flush:
             await self.flush_pending()
-        return await self._run(lambda: fn(self._c()))
+        return await self._run(fn)
 
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
+
+
+def _select_one(db: Db, table: str, key: str, value: str) -> bytes | None:
+    row = db.execute(f"SELECT record FROM {table} WHERE {key} = ?", (value,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def _write_batch(db: Db, items: list[_Write]) -> None:
+    """One transaction for the batch: every decision with its handoff and actions."""
+    decisions: list[tuple[object, ...]] = []
+    handoffs: list[tuple[object, ...]] = []
+    actions: list[tuple[object, ...]] = []
+    for it in items:
+        d = it.decision
+        decisions.append((d.decision_id, d.conversation_id, d.customer_id, d.channel,
+                          d.started_at, d.finished_at, d.intent, d.route, d.outcome,
+                          _enc.encode(d)))
+        if it.handoff is not None:
+            h = it.handoff
+            handoffs.append((h.handoff_id, h.decision_id, h.state, h.created_at, _enc.encode(h)))
+        actions.extend((a.action_id, a.decision_id, a.state, a.created_at, _enc.encode(a))
+                       for a in it.actions)
+    with db.transaction():
+        db.executemany(_UPSERT_DECISION, decisions)
+        if handoffs:
+            db.executemany(_UPSERT_HANDOFF, handoffs)
+        if actions:
+            db.executemany(_UPSERT_ACTION, actions)

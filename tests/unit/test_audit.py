@@ -3,8 +3,6 @@ and ResolveHandoff's true_intent turning into a correction."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from aftercare.v1 import agent_pb2
@@ -22,8 +20,8 @@ def _decision(i: int, text: str) -> DecisionRecord:
                           redacted_input=text, intent="order_status", outcome="completed")
 
 
-async def _store(tmp_path: Path) -> tuple[RecordStore, AuditLog]:
-    store = RecordStore(tmp_path / "r.sqlite")
+async def _store(records_url: str) -> tuple[RecordStore, AuditLog]:
+    store = RecordStore(url=records_url)
     await store.start()
     audit = AuditLog(store)
     await audit.start()
@@ -31,8 +29,8 @@ async def _store(tmp_path: Path) -> tuple[RecordStore, AuditLog]:
 
 
 async def test_corrections_are_deduplicated_redacted_and_readable_offline(
-        tmp_path: Path) -> None:
-    store, audit = await _store(tmp_path)
+        records_url: str) -> None:
+    store, audit = await _store(records_url)
     await store.submit_decision(_decision(1, "where is my order [ORDER_ID]"))
     await store.submit_decision(_decision(2, "Where is   my order [ORDER_ID]"))
     first = await audit.add_correction("d1", "cancel_order", "wrong intent", "agent-1")
@@ -50,12 +48,12 @@ async def test_corrections_are_deduplicated_redacted_and_readable_offline(
         ("Where is   my order [ORDER_ID]", "refund_status", "agent-2")]
     assert await audit.corrections(since="2999") == []
     await store.close()
-    offline = read_corrections(str(tmp_path / "r.sqlite"))
+    offline = read_corrections("", url=records_url)
     assert [c.seq for c in offline] == [c.seq for c in stored]
 
 
-async def test_audit_records_and_lifecycle_events_round_trip(tmp_path: Path) -> None:
-    store, audit = await _store(tmp_path)
+async def test_audit_records_and_lifecycle_events_round_trip(records_url: str) -> None:
+    store, audit = await _store(records_url)
     await audit.record("ipv4:10.0.0.1:5", "ActivateModel", 'name: "m" version: 2', "OK")
     await audit.lifecycle_event("m", "activated", "m/1 -> m/2", "ipv4:10.0.0.1:5")
     await audit.lifecycle_event("other", "loaded", "other/1", "startup")
@@ -67,8 +65,9 @@ async def test_audit_records_and_lifecycle_events_round_trip(tmp_path: Path) -> 
     await store.close()
 
 
-async def test_resolve_handoff_with_true_intent_stores_a_correction(tmp_path: Path) -> None:
-    store, audit = await _store(tmp_path)
+async def test_resolve_handoff_with_true_intent_stores_a_correction(
+        records_url: str) -> None:
+    store, audit = await _store(records_url)
     handoff = Handoff(handoff_id="h1", decision_id="d1", conversation_id="c",
                       customer_id="C1", state="pending", reason="asked_for_human",
                       created_at="2026-12-01T08:00:00")

@@ -3,8 +3,6 @@ teach the intent affinity which documents answer an intent."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from server.records.citations import confirmed_citations
 from server.records.drafts import Draft, DraftStore
 from server.records.store import RecordStore
@@ -19,8 +17,8 @@ def _decision(i: int, intent: str, *sources: str) -> DecisionRecord:
         passages=[PassageUse(f"{s}#{n}", s, 0.5) for s in sources for n in range(2)])
 
 
-async def test_only_confirmed_answers_count(tmp_path: Path) -> None:
-    records = RecordStore(tmp_path / "r.sqlite")
+async def test_only_confirmed_answers_count(records_url: str) -> None:
+    records = RecordStore(url=records_url)
     await records.start()
     assert await confirmed_citations(records) == {}  # no drafts table yet: nothing
     drafts = DraftStore(records)

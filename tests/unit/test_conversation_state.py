@@ -5,7 +5,6 @@ which survives a restart and counts repeat contacts per issue."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import msgspec
 
@@ -114,8 +113,8 @@ def test_issue_key_is_family_and_item() -> None:
                                                "delivery_options").link) == ""
 
 
-async def test_state_survives_a_restart_and_holds_only_redacted_text(tmp_path: Path) -> None:
-    records = RecordStore(tmp_path / "r.sqlite")
+async def test_state_survives_a_restart_and_holds_only_redacted_text(records_url: str) -> None:
+    records = RecordStore(url=records_url)
     await records.start()
     convs = Conversations(ConversationStore(records), idle_s=1800)
     await convs.store.start()
@@ -125,7 +124,7 @@ async def test_state_survives_a_restart_and_holds_only_redacted_text(tmp_path: P
     await convs.finish(s, plan, "dec-1", "conv-9", "my email is [EMAIL], where is order 854?",
                        "automated", now)
     await records.close()
-    records = RecordStore(tmp_path / "r.sqlite")  # a new process on the same database
+    records = RecordStore(url=records_url)  # a new process on the same database
     await records.start()
     convs = Conversations(ConversationStore(records), idle_s=1800)
     await convs.store.start()
@@ -137,8 +136,8 @@ async def test_state_survives_a_restart_and_holds_only_redacted_text(tmp_path: P
     await records.close()
 
 
-async def test_repeat_contacts_are_counted_per_issue_not_per_message(tmp_path: Path) -> None:
-    records = RecordStore(tmp_path / "r.sqlite")
+async def test_repeat_contacts_are_counted_per_issue_not_per_message(records_url: str) -> None:
+    records = RecordStore(url=records_url)
     await records.start()
     convs = Conversations(ConversationStore(records))
     await convs.store.start()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,13 +10,14 @@ from server.config import load_config
 from server.errors import Conflict, InvalidInput, NotFound
 from server.pipeline.assist import draft_of, route_for
 from server.records.drafts import Draft, DraftStore, review_rates
+from server.records.sql import connect_sync
 from server.records.store import RecordStore
 from server.records.types import DecisionRecord
 
 
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[RecordStore, DraftStore]]:
-    records = RecordStore(tmp_path / "r.sqlite")
+async def stores(records_url: str) -> AsyncIterator[tuple[RecordStore, DraftStore]]:
+    records = RecordStore(url=records_url)
     await records.start()
     drafts = DraftStore(records)
     await drafts.start()
@@ -87,7 +86,7 @@ async def test_a_draft_is_reviewed_once(stores: tuple[RecordStore, DraftStore]) 
 
 
 async def test_review_rates_per_intent_and_the_table_the_kpi_reads(
-        stores: tuple[RecordStore, DraftStore], tmp_path: Path) -> None:
+        stores: tuple[RecordStore, DraftStore], records_url: str) -> None:
     records, drafts = stores
     verdicts = [("order_status", "accepted"), ("order_status", "accepted"),
                 ("order_status", "edited"), ("order_status", "rejected"),
@@ -104,24 +103,25 @@ async def test_review_rates_per_intent_and_the_table_the_kpi_reads(
     assert review_rates([("x", "pending", 3)]) == []
     await records.flush_pending()
     # The KPI side reads the table directly: accepted / (accepted + edited + rejected).
-    with sqlite3.connect(tmp_path / "r.sqlite") as conn:
-        acc, reviewed = conn.execute(
-            "SELECT SUM(state = 'accepted'), SUM(state IN ('accepted','edited','rejected')) "
+    with connect_sync(records_url, "") as db:
+        acc, reviewed = db.execute(
+            "SELECT SUM(CASE WHEN state = 'accepted' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN state IN ('accepted','edited','rejected') THEN 1 ELSE 0 END) "
             "FROM drafts").fetchone()
-        cols = {r[1] for r in conn.execute("PRAGMA table_info(drafts)")}
+        cols = {d[0] for d in db.execute("SELECT * FROM drafts LIMIT 0").description}
     assert (acc, reviewed) == (2, 5)
     assert {"decision_id", "conversation_id", "customer_id", "intent", "channel", "state",
             "agent_id", "created_at", "reviewed_at", "text", "edited_text"} <= cols
 
 
-async def test_drafts_survive_a_restart(tmp_path: Path) -> None:
-    records = RecordStore(tmp_path / "r.sqlite")
+async def test_drafts_survive_a_restart(records_url: str) -> None:
+    records = RecordStore(url=records_url)
     await records.start()
     drafts = DraftStore(records)
     await drafts.start()
     await drafts.submit(_draft(1))
     await records.close()
-    records = RecordStore(tmp_path / "r.sqlite")
+    records = RecordStore(url=records_url)
     await records.start()
     drafts = DraftStore(records)
     await drafts.start()

@@ -118,18 +118,20 @@ def test_parse_time_normalises_to_the_records_format() -> None:
         parse_time("last tuesday", "since")
 
 
-def test_load_rows_filters_the_window_and_creates_the_drafts_table() -> None:
-    conn = sqlite3.connect(":memory:")
-    from server.records.store import _SCHEMA
+def test_load_rows_filters_the_window() -> None:
+    from server.records.migrations import migrate
+    from server.records.sql import SqliteDb
 
-    conn.executescript(_SCHEMA)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(SqliteDb(conn))
     for d, ch, t in (("d1", "chat", at(8)), ("d2", "email", at(9)), ("d3", "chat", at(10))):
         conn.execute("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?)",
                      (d, d, "C1", ch, t, t, "order_status", "automated", "completed", b"{}"))
-    rows = load_rows(conn, KpiQuery(since=at(8, 30), channel="chat"))
+    db = SqliteDb(conn)
+    rows = load_rows(db, KpiQuery(since=at(8, 30), channel="chat"))
     assert [r[0] for r in rows.decisions] == ["d3"]
     assert rows.drafts == {}
     conn.execute("INSERT INTO drafts (decision_id, channel, intent, state, created_at) "
                  "VALUES ('d3', 'chat', 'order_status', 'accepted', ?)", (at(10),))
-    assert load_rows(conn, KpiQuery(until=at(11))).drafts == {"accepted": 1}
-    assert load_rows(conn, KpiQuery(until=at(9, 30))).drafts == {}
+    assert load_rows(db, KpiQuery(until=at(11))).drafts == {"accepted": 1}
+    assert load_rows(db, KpiQuery(until=at(9, 30))).drafts == {}

@@ -3,12 +3,10 @@ state machines, feedback, repeat-contact counts, flush on close."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from server.errors import Conflict, InvalidInput, NotFound
+from server.records.sql import connect_sync
 from server.records.store import RecordStore
 from server.records.types import DecisionRecord, Feedback, Handoff, PendingAction
 
@@ -21,8 +19,8 @@ def _decision(i: int, customer: str = "C1", orders: tuple[str, ...] = ()) -> Dec
     )
 
 
-async def test_decision_readable_before_and_after_commit(tmp_path: Path) -> None:
-    store = RecordStore(tmp_path / "r.sqlite")
+async def test_decision_readable_before_and_after_commit(records_url: str) -> None:
+    store = RecordStore(url=records_url)
     await store.start()
     await store.submit_decision(_decision(1))
     assert (await store.get_decision("d1")).intent == "order_status"
@@ -35,20 +33,20 @@ async def test_decision_readable_before_and_after_commit(tmp_path: Path) -> None
     await store.close()
 
 
-async def test_close_flushes_every_queued_record(tmp_path: Path) -> None:
-    path = tmp_path / "r.sqlite"
-    store = RecordStore(path, queue_size=8)
+async def test_close_flushes_every_queued_record(records_url: str) -> None:
+    store = RecordStore(url=records_url, queue_size=8)
     await store.start()
     for i in range(50):  # more than the queue holds: back-pressure, nothing dropped
         await store.submit_decision(_decision(i))
     await store.close()
-    conn = sqlite3.connect(path)
-    assert conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 50
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with connect_sync(records_url, "") as db:
+        assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 50
+        if db.dialect == "sqlite":
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_handoff_flow_pending_claimed_resolved(tmp_path: Path) -> None:
-    store = RecordStore(tmp_path / "r.sqlite")
+async def test_handoff_flow_pending_claimed_resolved(records_url: str) -> None:
+    store = RecordStore(url=records_url)
     await store.start()
     h = Handoff(handoff_id="h1", decision_id="d1", conversation_id="c", customer_id="C1",
                 state="pending", reason="asked_for_human", created_at="2026-11-29T10:00:00")
@@ -73,8 +71,8 @@ async def test_handoff_flow_pending_claimed_resolved(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_action_approval_is_decided_once(tmp_path: Path) -> None:
-    store = RecordStore(tmp_path / "r.sqlite")
+async def test_action_approval_is_decided_once(records_url: str) -> None:
+    store = RecordStore(url=records_url)
     await store.start()
     a = PendingAction(action_id="a1", decision_id="d1", kind="refund_pending_approval",
                       state="pending", amount=420.0, created_at="2026-11-29T10:00:00")
@@ -96,8 +94,8 @@ def msgspec_replace(a: PendingAction, **kw: str) -> PendingAction:
     return msgspec.structs.replace(a, **kw)
 
 
-async def test_feedback_needs_a_known_decision(tmp_path: Path) -> None:
-    store = RecordStore(tmp_path / "r.sqlite")
+async def test_feedback_needs_a_known_decision(records_url: str) -> None:
+    store = RecordStore(url=records_url)
     await store.start()
     await store.submit_decision(_decision(1))
     await store.add_feedback(Feedback(feedback_id="f1", decision_id="d1", csat=5, resolved=True))
@@ -108,7 +106,7 @@ async def test_feedback_needs_a_known_decision(tmp_path: Path) -> None:
 
 
 
-def test_the_sqlite_store_implements_the_records_interface(tmp_path: Path) -> None:
+def test_the_store_implements_the_records_interface(records_url: str) -> None:
     from server.records.base import Records
 
-    assert isinstance(RecordStore(tmp_path / "r.sqlite"), Records)
+    assert isinstance(RecordStore(url=records_url), Records)

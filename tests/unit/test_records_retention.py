@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from server.records.retention import RetentionLog
 from server.records.store import RecordStore, utcnow
@@ -24,8 +23,8 @@ def _handoff(did: str, customer: str, intent: str) -> Handoff:
                    intent=intent, created_at=utcnow())
 
 
-async def test_open_issues_from_handoffs_actions_and_recent_complaints(tmp_path: Path) -> None:
-    store = RecordStore(tmp_path / "r.sqlite")
+async def test_open_issues_from_handoffs_actions_and_recent_complaints(records_url: str) -> None:
+    store = RecordStore(url=records_url)
     await store.start()
     log = RetentionLog(store)
     await store.submit_decision(_decision("d1", "c-complaint", "complaint"),
@@ -54,8 +53,8 @@ async def test_open_issues_from_handoffs_actions_and_recent_complaints(tmp_path:
     await store.close()
 
 
-async def test_issued_actions_are_counted_once_per_nudge_in_the_window(tmp_path: Path) -> None:
-    store = RecordStore(tmp_path / "r.sqlite")
+async def test_issued_actions_are_counted_once_per_nudge_in_the_window(records_url: str) -> None:
+    store = RecordStore(url=records_url)
     await store.start()
     log = RetentionLog(store)
     now = datetime(2026, 11, 15, 12, tzinfo=UTC)
