@@ -4,12 +4,7 @@ every acknowledged feedback is stored, and the SQLite file passes integrity_chec
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,43 +13,10 @@ import grpc
 import pytest
 
 from aftercare.v1 import admin_pb2, admin_pb2_grpc, support_pb2, support_pb2_grpc
-from tests.conftest import ROOT
+from tests.functional.serverproc import ServerProcess
 
 MESSAGES = ["where is my order?", "I want to return my shoes", "do you ship to Canada?",
             "my discount code doesn't work", "can I change my delivery address?"]
-
-
-class ServerProcess:
-    """`aftercare serve` in a child process; the port is read from its first line."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log)
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:  # blocks until the server says it is serving
-            m = re.search(rb"aftercare serving on .*:(\d+)", raw)
-            if m:
-                self.port = int(m.group(1))
-                break
-        else:
-            raise AssertionError(f"server exited before serving: see {log}")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self._close(30)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self._close(60)
-
-    def _close(self, timeout: float) -> None:
-        self.proc.wait(timeout)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        self._log.close()
 
 
 @pytest.fixture()
