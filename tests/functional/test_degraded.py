@@ -69,12 +69,11 @@ def test_a_failing_index_answers_without_passages(server: ServerThread,
 def test_a_failing_record_store_is_unavailable(server: ServerThread,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     assert server.app is not None
-    store = server.app.records
 
-    def disk_full(items: Any) -> None:
+    def disk_full(db: Any, items: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "_write_batch", disk_full)
+    monkeypatch.setattr("server.records.store._write_batch", disk_full)
     with server.channel() as ch, pytest.raises(grpc.RpcError) as err:
         list(support_pb2_grpc.SupportStub(ch).Respond(
             support_pb2.RespondRequest(text="where is my order?", customer_id="C000002"),
