@@ -118,14 +118,17 @@ def _pii_section() -> dict[str, Any]:
         "speed_ratio_ours_over_presidio": full.get("speed_ratio_ours_over_presidio")}
 
 
-def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 4, 16)) -> dict[str, Any]:
+def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 4, 16),
+        records_url: str = "") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, running_server(
-        env={"AFTERCARE_RECORDS__PATH": f"{tmp}/records.sqlite"}
+        env={"AFTERCARE_RECORDS__PATH": f"{tmp}/records.sqlite",
+             "AFTERCARE_RECORDS__URL": records_url}
     ) as port:
         served = asyncio.run(measure(port, seconds, concurrencies))
     low = served["levels"][0]
     return {
         "bench": "respond",
+        "records": "postgresql" if records_url else "sqlite",
         **served,
         "ttft_classify_ratio": low["ttft_p50_ms"] / served["classify_p50_ms"],
         "pii": _pii_section(),
@@ -134,7 +137,7 @@ def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 4, 16)) -> di
 
 def _cmd(args: argparse.Namespace) -> int:
     conc = tuple(int(c) for c in args.concurrency.split(","))
-    print(json.dumps(run(args.seconds, conc), default=float))
+    print(json.dumps(run(args.seconds, conc, args.records_url), default=float))
     return 0
 
 
@@ -142,4 +145,6 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("respond", help="Respond TTFT/total vs Classify, PII vs Presidio")
     p.add_argument("--seconds", type=float, default=5.0, help="per load level")
     p.add_argument("--concurrency", default="1,4,16")
+    p.add_argument("--records-url", default="",
+                   help="records.url of the server (e.g. postgresql://...); default SQLite")
     p.set_defaults(func=_cmd)
