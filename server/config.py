@@ -42,6 +42,13 @@ class ServerConfig(_Section):
     grace_s: float = 10.0  # how long in-flight calls may finish on shutdown
     max_message_bytes: int = 4 * 1024 * 1024
     max_concurrent_rpcs: int = 0  # 0 = unlimited; else grpc sheds the excess itself
+    # Close each client connection after this long (grpc adds +-10% jitter): a client
+    # keeps one HTTP/2 connection per server, so without it a replica added later gets
+    # no share of the existing clients. 0 = never (one process has nothing to balance).
+    max_connection_age_ms: int = 0
+    # Calls still open on a connection past its age may finish for this long, then are
+    # cancelled (new calls go to a new connection at once).
+    max_connection_age_grace_ms: int = 30_000
     reflection: bool = True
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 

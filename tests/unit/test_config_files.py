@@ -1,4 +1,4 @@
-"""Config files layered in order."""
+"""Config files layered in order, and the grpc server options that [server] sets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from server.app import grpc_server_options
 from server.config import load_config
 from server.errors import InvalidInput
 
@@ -22,7 +23,18 @@ def test_several_files_merge_in_order(tmp_path: Path) -> None:
     assert load_config(str(base), environ={}).server.grace_s == 5.0  # one path still works
     with pytest.raises(InvalidInput, match="not found"):
         load_config([base, tmp_path / "missing.toml"], environ={})
-    auth.write_text("[server]\ngrace = 1\n")  # a typo stops startup
-    with pytest.raises(InvalidInput, match="grace"):
+    auth.write_text("[server]\nmax_conection_age_ms = 1\n")  # a typo stops startup
+    with pytest.raises(InvalidInput, match="max_conection_age_ms"):
         load_config([base, auth], environ={})
 
+
+def test_connection_age_reaches_the_grpc_options() -> None:
+    off = dict(grpc_server_options(load_config(None, environ={}).server))
+    assert "grpc.max_connection_age_ms" not in off  # one process: never closed
+    assert "grpc.max_connection_age_grace_ms" not in off
+    cfg = load_config(None, {"server": {"max_connection_age_ms": 300_000,
+                                        "max_connection_age_grace_ms": 5_000}}, environ={})
+    on = dict(grpc_server_options(cfg.server))
+    assert on["grpc.max_connection_age_ms"] == 300_000
+    assert on["grpc.max_connection_age_grace_ms"] == 5_000
+    assert on["grpc.max_receive_message_length"] == cfg.server.max_message_bytes
