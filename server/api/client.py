@@ -20,16 +20,21 @@ while it reports NOT_SERVING: warming up, or draining on shutdown.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import json
+import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
 
+from server.access.credentials import API_KEY_HEADER
 from server.errors import InvalidInput
+
+API_KEY_ENV = "AFTERCARE_API_KEY"
 
 SERVICE_CONFIG = json.dumps({
     "loadBalancingConfig": [{"round_robin": {}}],
@@ -41,15 +46,14 @@ SERVER_HELP = ("HOST:PORT, a comma-separated list of them, or dns:///NAME:PORT; 
                "spread round_robin over every address")
 
 
-def open_channel(targets: str, *, credentials: grpc.ChannelCredentials | None = None,
-                 options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
-    """A blocking channel to `targets` (see the module docstring); TLS with
-    `credentials`. For a list, the certificates must be valid for the first host."""
-    target, args = channel_args(targets)
-    args = [*args, *options]
-    if credentials is not None:
-        return grpc.secure_channel(target, credentials, options=args)
-    return grpc.insecure_channel(target, options=args)
+def open_channel(targets: str, *, api_key: str | None = None) -> grpc.Channel:
+    """A blocking channel to `targets` (see the module docstring). Every call carries
+    `api_key` as `x-api-key` (None: $AFTERCARE_API_KEY; "" or unset: no key)."""
+    target, options = channel_args(targets)
+    channel = grpc.insecure_channel(target, options=options)
+    key = os.environ.get(API_KEY_ENV, "") if api_key is None else api_key
+    return grpc.intercept_channel(channel, _WithMetadata(((API_KEY_HEADER, key),))) if key \
+        else channel
 
 
 def channel_args(targets: str) -> tuple[str, list[tuple[str, Any]]]:
@@ -61,7 +65,7 @@ def channel_args(targets: str) -> tuple[str, list[tuple[str, Any]]]:
     if spec.startswith(_SCHEMES) or "," not in spec:
         return spec, options
     entries = [e.strip() for e in spec.split(",") if e.strip()]
-    # The :authority (and the TLS name check) of a multi-address target: the first host.
+    # The :authority of a multi-address target: the first host.
     options.append(("grpc.default_authority", entries[0]))
     return _address_target([_host_port(e) for e in entries]), options
 
@@ -113,3 +117,29 @@ def _addresses(host: str, port: int) -> dict[int, list[str]]:
             shown = address if family == socket.AF_INET else f"[{address}]"
             out.setdefault(family, []).append(f"{shown}:{port}")
     return out
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
+
+
+class _WithMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds fixed metadata (the API key) to every call."""
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self._pairs = pairs
+
+    def _details(self, details: Any) -> _CallDetails:
+        return _CallDetails(details.method, details.timeout,
+                            (*(details.metadata or ()), *self._pairs), details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any,
+                              request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any,
+                               request: Any) -> Any:
+        return continuation(self._details(details), request)

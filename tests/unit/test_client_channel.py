@@ -1,9 +1,13 @@
-"""Client targets: one server, a DNS name, a list made into one multi-address target."""
+"""Client channels: one server, a DNS name, a list made into one multi-address target;
+the API key on every call."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 import pytest
 
 from server.api.client import channel_args, fans_out, open_channel
@@ -57,3 +61,38 @@ def test_which_targets_fan_out() -> None:
 def test_open_channel_builds_a_channel_without_connecting() -> None:
     with open_channel("127.0.0.1:1,127.0.0.1:2") as channel:
         assert channel is not None
+
+
+def test_the_api_key_rides_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str | None] = []
+
+    def key(context: grpc.ServicerContext) -> None:
+        seen.append(dict(context.invocation_metadata()).get("x-api-key"))
+
+    def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
+        key(context)
+        return b""
+
+    def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        key(context)
+        yield b"x"
+
+    server = grpc.server(ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.T", {
+        "U": grpc.unary_unary_rpc_method_handler(unary),
+        "S": grpc.unary_stream_rpc_method_handler(stream)})])
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        monkeypatch.setenv("AFTERCARE_API_KEY", "from-env")
+        with open_channel(address) as channel:
+            channel.unary_unary("/t.T/U")(b"", timeout=10)
+            assert list(channel.unary_stream("/t.T/S")(b"", timeout=10)) == [b"x"]
+        with open_channel(address, api_key="given") as channel:
+            channel.unary_unary("/t.T/U")(b"", timeout=10)
+        monkeypatch.delenv("AFTERCARE_API_KEY")
+        with open_channel(address) as channel:
+            channel.unary_unary("/t.T/U")(b"", timeout=10)
+    finally:
+        server.stop(0)
+    assert seen == ["from-env", "from-env", "given", None]
