@@ -43,7 +43,7 @@ from server.api.inference_v2 import InferenceV2Servicer
 from server.api.support import SupportServicer
 from server.api.tls import ServerTls
 from server.concurrency import run_blocking
-from server.config import Config
+from server.config import Config, ServerConfig
 from server.conversation.flow_sources import configured_flows
 from server.conversation.turns import Conversations
 from server.errors import Unavailable
@@ -77,6 +77,21 @@ SERVICE_NAMES = (
     grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
 )
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def grpc_server_options(cfg: ServerConfig) -> list[tuple[str, int]]:
+    """The grpc server's channel arguments for `[server]`."""
+    options = [
+        ("grpc.max_receive_message_length", cfg.max_message_bytes),
+        ("grpc.max_send_message_length", cfg.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    if cfg.max_connection_age_ms > 0:
+        # A GOAWAY after the age makes clients reconnect (re-resolving DNS names), so
+        # connections spread over replicas that joined since; calls in flight finish.
+        options += [("grpc.max_connection_age_ms", cfg.max_connection_age_ms),
+                    ("grpc.max_connection_age_grace_ms", cfg.max_connection_age_grace_ms)]
+    return options
 
 
 class App:
@@ -136,11 +151,7 @@ class App:
         self.tls = ServerTls(config.server.tls)
         self.server = aio.server(
             interceptors=self._interceptors(),
-            options=[
-                ("grpc.max_receive_message_length", config.server.max_message_bytes),
-                ("grpc.max_send_message_length", config.server.max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
+            options=grpc_server_options(config.server),
             # Past this many calls in flight grpc itself answers RESOURCE_EXHAUSTED, before
             # any Python runs: the cheapest shedding there is under a burst.
             maximum_concurrent_rpcs=config.server.max_concurrent_rpcs or None,

@@ -10,10 +10,11 @@ from typing import Any
 import grpc
 
 from aftercare.v1 import support_pb2, support_pb2_grpc
+from server.api.client import SERVER_HELP, open_channel
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    with grpc.insecure_channel(args.server) as channel:
+    with open_channel(args.server) as channel:
         stub = support_pb2_grpc.SupportStub(channel)
         call = stub.Respond(support_pb2.RespondRequest(
             text=args.text, customer_id=args.customer, conversation_id=args.conversation,
@@ -53,6 +54,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--customer", default="", help="customer id (e.g. C000001)")
     p.add_argument("--conversation", default="")
     p.add_argument("--channel", default="chat", choices=("chat", "email", "social"))
-    p.add_argument("--server", default="localhost:50051")
+    p.add_argument("--server", default="localhost:50051", help=SERVER_HELP)
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=_cmd_ask)

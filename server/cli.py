@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC server")
-    serve.add_argument("--config", help="TOML config file")
+    serve.add_argument("--config", action="append",
+                       help="TOML config file; repeat it to merge several, later ones winning")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data", help="shop data directory (default: the demo shop)")

@@ -1,4 +1,4 @@
-"""Typed configuration: embedded defaults < TOML file < environment < CLI flags.
+"""Typed configuration: embedded defaults < TOML files < environment < CLI flags.
 
 Every section is a msgspec Struct with `forbid_unknown_fields=True`, so a typo in a
 config file or an environment variable is a startup error, not a silent default.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +42,13 @@ class ServerConfig(_Section):
     grace_s: float = 10.0  # how long in-flight calls may finish on shutdown
     max_message_bytes: int = 4 * 1024 * 1024
     max_concurrent_rpcs: int = 0  # 0 = unlimited; else grpc sheds the excess itself
+    # Close each client connection after this long (grpc adds +-10% jitter): a client
+    # keeps one HTTP/2 connection per server, so without it a replica added later gets
+    # no share of the existing clients. 0 = never (one process has nothing to balance).
+    max_connection_age_ms: int = 0
+    # Calls still open on a connection past its age may finish for this long, then are
+    # cancelled (new calls go to a new connection at once).
+    max_connection_age_grace_ms: int = 30_000
     reflection: bool = True
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
@@ -304,20 +311,28 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from exc
+
+
 def load_config(
-    path: str | Path | None = None,
+    path: str | Path | Sequence[str | Path] | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Build the config from defaults, an optional TOML file, env and explicit overrides."""
+    """Build the config from defaults, optional TOML files, env and explicit overrides.
+
+    Several files merge in order, later keys winning: e.g. a deployment's config map,
+    then the `[auth]` part from a secret."""
     data: dict[str, Any] = {}
-    if path:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError as exc:
-            raise InvalidInput(f"config file not found: {path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from exc
+    for file in [path] if isinstance(path, str | Path) else path or ():
+        if file:
+            data = _merge(data, _read_toml(file))
     data = _merge(data, _env_overrides(os.environ if environ is None else environ))
     if overrides:
         data = _merge(data, overrides)

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 
 from aftercare.v1 import admin_pb2, admin_pb2_grpc
+from server.api.client import SERVER_HELP, open_channel
 
 _RATES = ("containment_rate", "escalation_rate", "fcr_rate", "conversion_rate",
           "reopen_rate", "draft_acceptance_rate")
@@ -22,7 +23,7 @@ def kpis_dict(k: admin_pb2.Kpis) -> dict[str, Any]:
 
 
 def _cmd_kpis(args: argparse.Namespace) -> int:
-    with grpc.insecure_channel(args.server) as channel:
+    with open_channel(args.server) as channel:
         try:
             k = admin_pb2_grpc.AdminStub(channel).GetKpis(admin_pb2.GetKpisRequest(
                 since=args.since, until=args.until, channel=args.channel,
@@ -55,6 +56,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--channel", default="")
     p.add_argument("--intent", default="")
     p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument("--server", default="localhost:50051")
+    p.add_argument("--server", default="localhost:50051", help=SERVER_HELP)
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=_cmd_kpis)

@@ -3,6 +3,10 @@ lifecycle from a shell, against a running server (`--server HOST:PORT`); and
 `aftercare models retrain`, which builds a classifier version from the corrections in
 the records database (offline; `--server` only tells it which version is active).
 
+Loaded and active versions are each replica's own state: `status` and `report` take
+any target (and show the replica the call reached), the commands that change
+something refuse a target that names several servers.
+
 Human-readable tables by default; `--json` prints one JSON document for scripts.
 Errors print the server's status code and message and exit 2.
 """
@@ -19,14 +23,15 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from aftercare.v1 import admin_pb2, admin_pb2_grpc
-from server.errors import AftercareError
+from server.api.client import SERVER_HELP, fans_out, open_channel
+from server.errors import AftercareError, InvalidInput
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
 
 def _common() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--server", default=DEFAULT_SERVER, help="HOST:PORT of the server")
+    parent.add_argument("--server", default=DEFAULT_SERVER, help=SERVER_HELP)
     parent.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parent.add_argument("--timeout", type=float, default=300.0, help="seconds per call")
     return parent
@@ -114,8 +119,15 @@ def register(subparsers: Any) -> None:
     retrain.set_defaults(func=_retrain)
 
 
-def _call(args: argparse.Namespace, fn: Callable[[admin_pb2_grpc.AdminStub], Any]) -> Any:
-    with grpc.insecure_channel(args.server) as channel:
+def _call(args: argparse.Namespace, fn: Callable[[admin_pb2_grpc.AdminStub], Any], *,
+          changes: bool = True) -> Any:
+    if changes and fans_out(args.server):
+        # Round-robin would change whichever replica the call happens to reach.
+        raise InvalidInput(
+            f"{args.server} names several servers and `models {args.models_command}` changes "
+            "one: name one server (a pod's HOST:PORT), or roll a version out to every "
+            "replica through config (models.classifier_version, models.embedder_version)")
+    with open_channel(args.server) as channel:
         try:
             return fn(admin_pb2_grpc.AdminStub(channel))
         except grpc.RpcError as exc:
@@ -149,7 +161,7 @@ def _cell(value: object) -> str:
 
 def _status(args: argparse.Namespace) -> int:
     resp = _call(args, lambda s: s.ListModels(admin_pb2.ListModelsRequest(),
-                                             timeout=args.timeout))
+                                             timeout=args.timeout), changes=False)
     return _print(args, resp, lambda: _rows(
         ("name", "version", "state", "role", "traffic", "providers", "error"),
         [(m.name, m.version, m.state, m.role, m.traffic or "-", ",".join(m.providers) or "-",
@@ -218,7 +230,8 @@ def _describe(p: admin_pb2.TrafficPolicy) -> str:
 
 def _report(args: argparse.Namespace) -> int:
     rep = _call(args, lambda s: s.GetTrafficReport(
-        admin_pb2.GetTrafficReportRequest(name=args.name), timeout=args.timeout))
+        admin_pb2.GetTrafficReportRequest(name=args.name), timeout=args.timeout),
+        changes=False)
 
     def table() -> None:
         print(_describe(rep.policy))
@@ -234,7 +247,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _active_classifier(server: str, name: str, timeout: float = 30.0) -> int:
-    with grpc.insecure_channel(server) as channel:
+    with open_channel(server) as channel:
         try:
             models = admin_pb2_grpc.AdminStub(channel).ListModels(
                 admin_pb2.ListModelsRequest(), timeout=timeout).models

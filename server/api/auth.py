@@ -21,7 +21,7 @@ from grpc import aio
 from server.access.credentials import Authenticator, Identity, set_identity
 from server.access.ratelimit import RateLimiter
 from server.access.roles import allowed, is_open, service_of
-from server.api.wrapping import HandlerWrapper
+from server.api.wrapping import HandlerWrapper, as_generator
 from server.errors import AftercareError, Overloaded, PermissionDenied
 
 _AGENT_SERVICE = "aftercare.v1.Agent"
@@ -88,7 +88,7 @@ class AuthInterceptor(HandlerWrapper):
                 unary, request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         if handler.unary_stream is not None:
-            inner_stream: Any = handler.unary_stream
+            inner_stream: Any = as_generator(handler.unary_stream)
 
             async def stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
                 ident = admit(request, context)

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from server.api.wrapping import HandlerWrapper
+from server.api.wrapping import HandlerWrapper, as_generator
 from server.errors import AftercareError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class ErrorInterceptor(HandlerWrapper):
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),
+                _wrap_stream(as_generator(handler.unary_stream)),
                 request_deserializer=safe_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )

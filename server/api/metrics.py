@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from server.api.wrapping import HandlerWrapper
+from server.api.wrapping import HandlerWrapper, as_generator
 from server.observability.metrics import Metrics
 
 _BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
@@ -71,7 +71,7 @@ class MetricsInterceptor(HandlerWrapper):
                 unary, request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         if handler.unary_stream is not None:
-            inner_stream: Any = handler.unary_stream
+            inner_stream: Any = as_generator(handler.unary_stream)
 
             async def stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
                 started, code = time.perf_counter(), "OK"

@@ -7,10 +7,30 @@ and reuses it while the inner handler object stays the same.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 from grpc import aio
+
+StreamHandler = Callable[..., Any]  # (request, context) -> async iterator or awaitable
+
+
+def as_generator(handler: StreamHandler) -> StreamHandler:
+    """A unary-stream handler as an async generator function, for wrappers that
+    iterate it. grpc.aio takes either an async generator, which yields the responses,
+    or a coroutine that writes them with `context.write` (grpc_health's Watch does);
+    `context.write` works from inside a wrapper's generator as well."""
+    if inspect.isasyncgenfunction(handler):
+        return handler
+
+    async def writes(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+        await handler(request, context)
+        return
+        yield  # never reached: it makes this an async generator that yields nothing
+
+    return writes
 
 
 class HandlerWrapper(aio.ServerInterceptor):

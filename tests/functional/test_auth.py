@@ -1,7 +1,7 @@
 """Access control over real channels: each service answers only the roles it should,
 bad and expired credentials are refused, the agent acting is the credential's, rate
-limits shed with a retry hint; TLS, mutual TLS with common-name roles, and
-certificate rotation without a restart."""
+limits shed with a retry hint, the CLI sends $AFTERCARE_API_KEY; TLS, mutual TLS with
+common-name roles, and certificate rotation without a restart."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from aftercare.v1 import (
     support_pb2_grpc,
 )
 from server.access.credentials import hash_key
+from server.cli import main
 from tests.certs import CertAuthority
 from tests.functional.harness import ServerThread
 
@@ -164,6 +165,20 @@ def test_the_acting_agent_is_the_credential(channel: grpc.Channel) -> None:
     claimed = agent.ClaimHandoff(agent_pb2.ClaimHandoffRequest(handoff_id=handoff_id),
                                  metadata=_key("agent"), timeout=30)
     assert claimed.state == "claimed" and claimed.agent_id == "desk-1"
+
+
+def test_cli_commands_send_the_api_key_from_the_environment(
+        server: ServerThread, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    kpis = ["kpis", "--json", "--server", server.address]
+    monkeypatch.setenv("AFTERCARE_API_KEY", KEYS["admin"])
+    assert main(kpis) == 0
+    monkeypatch.setenv("AFTERCARE_API_KEY", KEYS["client"])  # Admin is not for clients
+    assert main(kpis) == 1
+    assert "PERMISSION_DENIED" in capsys.readouterr().err
+    monkeypatch.delenv("AFTERCARE_API_KEY")
+    assert main(kpis) == 1
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
 
 
 def test_rate_limit_sheds_with_a_retry_hint(channel: grpc.Channel) -> None:
