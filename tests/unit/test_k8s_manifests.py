@@ -13,19 +13,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import kubernetes_validate
-import msgspec
 import pytest
 import yaml
 
 from server.cli import build_parser
-from server.config import Config, RecordsConfig, load_config
+from server.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES = "1.32.0"  # schemas shipped in kubernetes-validate; sleep preStop is on from 1.30
 RENDERED = ("", "overlays/postgres", "overlays/prebuilt-models")
 Docs = dict[str, dict[str, Any]]
-HAS_RECORDS_URL = any(f.name == "url" for f in msgspec.structs.fields(RecordsConfig))
 
 
 def render(path: str) -> Docs:
@@ -96,12 +94,7 @@ def pod_config(docs: Docs, tmp_path: Path) -> Config:
             text = (K8S / "base" / "auth.example.toml").read_text()
         files.append(tmp_path / f"{len(files)}-{path.name}")
         files[-1].write_text(text)
-    env = _env(container)
-    if not HAS_RECORDS_URL:
-        # records.url lands with the PostgreSQL record backend (issue 13, another
-        # branch); until then test_postgres_overlay_names_the_database checks the value.
-        env.pop("AFTERCARE_RECORDS__URL", None)
-    return load_config(files, environ=env)
+    return load_config(files, environ=_env(container))
 
 
 def test_every_document_passes_the_api_schemas(docs: Docs) -> None:
@@ -219,6 +212,5 @@ def test_postgres_overlay_names_the_database(tmp_path: Path) -> None:
     (password,) = [e for e in container["env"] if e["name"] == "PGPASSWORD"]
     assert password["valueFrom"]["secretKeyRef"]["name"] == "aftercare-postgres"
     config = pod_config(docs, tmp_path)
-    if HAS_RECORDS_URL:
-        assert config.records.url == url
+    assert config.records.url == url
     assert "AFTERCARE_RECORDS__URL" not in _env(_server(render("")))
