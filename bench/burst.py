@@ -7,7 +7,8 @@ worker processes to the others (`--no-pin` to share), the burst rate is `--facto
 times the saturation measured against that same pinned server, and the JSON says how
 late the generator sent (`lag_p99_ms`) and what rate it reached.
 
-Per server: saturation (closed loop), steady p99 at 50% of it, then the burst: admitted
+Per server: saturation (closed loop), steady p99 at 50% of it, its RPC ceiling (Health
+.Check, closed loop: what it can answer at all), then the burst: admitted
 p99 against the steady p99, every outcome by status code, how many sheds carried a
 retry hint, server RSS before and after, and health right after. With admission on,
 only RESOURCE_EXHAUSTED may fail; anything else fails the run (exit status 1, after the
@@ -58,8 +59,9 @@ def _health(port: int) -> bool:
 
 
 def summary(sat: float, steady: LoadResult, burst: LoadResult, offered_rate: float,
-            allowed: frozenset[str]) -> dict[str, Any]:
-    """The burst's figures against the steady state of the same server."""
+            burst_s: float, allowed: frozenset[str]) -> dict[str, Any]:
+    """The burst's figures against the steady state of the same server; the achieved
+    rate is what the generator sent over the burst's schedule (`burst_s`)."""
     sent = sum(burst.codes.values())
     shed = burst.codes.get("RESOURCE_EXHAUSTED", 0)
     return {
@@ -67,7 +69,7 @@ def summary(sat: float, steady: LoadResult, burst: LoadResult, offered_rate: flo
         "steady_p99_ms": steady.p99_ms,
         "steady_codes": steady.codes,
         "burst_offered_rate": offered_rate,
-        "burst_achieved_rate": sent / burst.seconds if burst.seconds > 0 else 0.0,
+        "burst_achieved_rate": sent / burst_s if burst_s > 0 else 0.0,
         "lag_p99_ms": burst.lag_p99_ms,
         "burst": msgspec.to_builtins(burst),
         "allowed": sorted(allowed),
@@ -83,18 +85,22 @@ def summary(sat: float, steady: LoadResult, burst: LoadResult, offered_rate: flo
 def _measure(env: dict[str, str], allowed: frozenset[str], texts: list[str], seconds: float,
              burst_s: float, factor: float, workers: int, pin: bool) -> dict[str, Any]:
     server_cpus, client_cpus = split_cpus(os.sched_getaffinity(0)) if pin else (None, None)
-    with server_process(env, cpus=server_cpus) as (port, pid), \
+    with server_process(env, ("--metrics-port", "0"), cpus=server_cpus) as (port, pid), \
             LoadWorkers([f"127.0.0.1:{port}"], texts, workers, client_cpus) as lw:
         lw.closed("classify", 4, 1.0)
         sat = max(lw.closed("classify", c, seconds, allowed=SHED).throughput for c in (32, 64))
         steady = lw.open("classify", sat * 0.5, seconds)
+        # What the server can answer at all (no model work): a burst far past this is
+        # refused by the transport, before any admission code can run.
+        ceiling = lw.closed("health", 64, seconds).throughput
         rss_before = rss_mb(pid)
         # Not strict: every outcome is counted and judged below, after the JSON exists.
         burst = lw.open("classify", sat * factor, burst_s, timeout_s=2.0, allowed=allowed,
                         strict=False, seed=1)
         rss_after = rss_mb(pid)
         healthy = _health(port)
-    return {**summary(sat, steady, burst, sat * factor, allowed),
+    return {**summary(sat, steady, burst, sat * factor, burst_s, allowed),
+            "rpc_ceiling": ceiling, "burst_over_rpc_ceiling": sat * factor / ceiling,
             "server_cpus": sorted(server_cpus or ()), "client_cpus": sorted(client_cpus or ()),
             "rss_before_mb": rss_before, "rss_after_mb": rss_after, "healthy_after": healthy}
 

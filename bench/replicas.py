@@ -25,6 +25,7 @@ from bench.serverproc import server_process
 from bench.workers import LoadWorkers
 
 PER_REPLICA_CONCURRENCY = (32, 64)
+METRICS_OFF = ("--metrics-port", "0")  # two replicas cannot share the default port
 
 
 def saturation(lw: LoadWorkers, targets: int, seconds: float) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def scaling(one: Sequence[float], two: Sequence[float]) -> dict[str, float]:
 def run(seconds: float = 3.0, rounds: int = 2, workers: int = 2) -> dict[str, Any]:
     texts = sample_texts()
     with contextlib.ExitStack() as stack:
-        ports = [stack.enter_context(server_process())[0] for _ in range(2)]
+        ports = [stack.enter_context(server_process(args=METRICS_OFF))[0] for _ in range(2)]
         targets = [f"127.0.0.1:{p}" for p in ports]
         one_lw = stack.enter_context(LoadWorkers(targets[:1], texts, workers))
         two_lw = stack.enter_context(LoadWorkers(targets, texts, workers))

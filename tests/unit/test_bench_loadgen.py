@@ -156,9 +156,9 @@ def test_burst_summary_and_cpu_split() -> None:
     steady = merge("open", 100.0, [_run([0.01] * 10, {"OK": 10}, 0.0, 1.0)])
     burst = merge("open", 1000.0, [_run([0.02] * 10, {"OK": 10, "RESOURCE_EXHAUSTED": 90},
                                         0.0, 2.0, hinted=90)], allowed=SHED)
-    s = summary(200.0, steady, burst, 2000.0, SHED)
+    s = summary(200.0, steady, burst, 2000.0, 1.0, SHED)
     assert s["admitted"] == 10 and s["shed"] == 90 and s["shed_with_retry_hint"] == 90
-    assert s["unexpected"] == 0 and s["burst_achieved_rate"] == pytest.approx(50.0)
+    assert s["unexpected"] == 0 and s["burst_achieved_rate"] == pytest.approx(100.0)
     assert s["p99_ratio"] == pytest.approx(2.0)
     assert split_cpus({0, 1, 2}) == ({0}, {1, 2})
     assert split_cpus({3}) == (None, None)
