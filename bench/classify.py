@@ -140,7 +140,9 @@ def served(kind: str, targets: Sequence[str], texts: list[str], seconds: float,
         # the expected queue wait passes the admission budget; anything else fails.
         closed = [lw.closed(kind, c, seconds, allowed=SHED) for c in CONCURRENCY]
         saturation = max(r.throughput for r in closed)
-        half = lw.open(kind, saturation * 0.5, seconds * 1.5)
+        # Sheds at half load are allowed but counted (`half_shed`): on a noisy machine a
+        # stall can push the expected wait past the budget.
+        half = lw.open(kind, saturation * 0.5, seconds * 1.5, allowed=SHED)
     return {
         "targets": list(targets),
         "workers": workers,
@@ -150,6 +152,7 @@ def served(kind: str, targets: Sequence[str], texts: list[str], seconds: float,
         "low_p50_ms": closed[0].p50_ms,
         "grpc_floor_ms": floor.p50_ms,
         "half_p99_ms": half.p99_ms,
+        "half_shed": half.codes.get("RESOURCE_EXHAUSTED", 0),
     }
 
 
