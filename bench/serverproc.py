@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,8 +40,10 @@ def rss_mb(pid: int) -> float:
 def server_process(
     env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 300.0,
     on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+    cpus: Iterable[int] | None = None,
 ) -> Iterator[tuple[int, int]]:
-    """Yield (port, pid) of a server child process; stop it with SIGTERM afterwards."""
+    """Yield (port, pid) of a server child process; stop it with SIGTERM afterwards.
+    `cpus`: pin the server to these CPUs (e.g. so a load generator keeps the others)."""
     child_env = dict(os.environ)
     child_env.update(env or {})
     proc = subprocess.Popen(
@@ -51,6 +53,10 @@ def server_process(
         text=True,
         env=child_env,
     )
+    if cpus:
+        # Set on the main thread right after exec, long before the interpreter starts
+        # any thread (onnxruntime, grpc, the executor), so every thread inherits it.
+        os.sched_setaffinity(proc.pid, set(cpus))
     port = 0
     deadline = time.monotonic() + timeout_s
     tail: list[str] = []

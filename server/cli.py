@@ -23,7 +23,8 @@ log = logging.getLogger("aftercare")
 # (module, function) pairs that add subcommands to a subparsers object. Imported
 # lazily when present, so the CLI still works while an area is missing.
 _BENCH = ("bench.classify", "bench.graph", "bench.search", "bench.pii", "bench.respond",
-          "bench.affinity", "bench.burst", "bench.metrics_overhead", "bench.swap")
+          "bench.affinity", "bench.burst", "bench.metrics_overhead", "bench.swap",
+          "bench.replicas")
 _EVAL = (("server.recommend_cli", "register_eval"),
          ("server.retention_cli", "register_eval"),
          ("bench.conversations", "register_eval"))

@@ -48,6 +48,15 @@ def length_groups(lengths: Sequence[int], max_waste: float = _MAX_PAD_WASTE) -> 
     return groups
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a cpuset or `taskset`), not
+    the machine's count: one concurrent batch per core only pays off on cores we get."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class EncoderModel:
     """A servable version: `await model.infer(text)` -> one row per output in `outputs`."""
 
@@ -90,7 +99,7 @@ class EncoderModel:
             max_queue_delay_s=batcher.max_queue_delay_ms / 1000.0,
             max_queue_size=batcher.max_queue_size,
             idle_dispatch=batcher.idle_dispatch,
-            concurrency=batcher.concurrency or os.cpu_count() or 1,
+            concurrency=batcher.concurrency or usable_cpus(),
             executor=executor,
             max_queue_time_s=batcher.max_queue_time_ms / 1000.0,
             observer=observer,

@@ -196,10 +196,12 @@ class InferenceService:
     async def classify_documents(self, texts: Sequence[str], model: str = "",
                                  ) -> tuple[list[str], np.ndarray, str]:
         """Intent probabilities of server-side texts (e.g. article titles): the labels,
-        float32 [n, labels] and the classifier version, with no per-call limits."""
+        float32 [n, labels] and the classifier version, with no per-call limits. The
+        server's own bulk work: queued past the admission time budget, which would
+        otherwise refuse a startup or reload on a slow (or pinned) CPU."""
         async with self.registry.use(CLASSIFIER, model) as clf:
             labels: list[str] = list(clf.manifest["labels"])
-            rows = await asyncio.gather(*(clf.infer(t) for t in texts))
+            rows = await asyncio.gather(*(clf.infer(t, bulk=True) for t in texts))
             probs = (np.stack([r[0] for r in rows]).astype(np.float32, copy=False) if rows
                      else np.zeros((0, len(labels)), dtype=np.float32))
             return labels, probs, clf.model_version
