@@ -14,6 +14,7 @@ import gc
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -136,10 +137,13 @@ class App:
         self.lifecycle.set_swap_hook(EMBEDDER, self._embedder_swap)
         self.policies = PolicyState(config.policy.path, detector)
         self.conversations = ConversationStore(self.records)
+        self.conversation_turns = Conversations(self.conversations,
+                                                config.conversation.idle_timeout_s)
+        self._purger: asyncio.Task[None] | None = None
         self.respond = RespondPipeline(
             self.inference, self.knowledge, self.records, self.policies, detector,
             self.executor, self._generator(), config.models.max_text_bytes, config.retrieval,
-            conversations=Conversations(self.conversations, config.conversation.idle_timeout_s),
+            conversations=self.conversation_turns,
             conversation=config.conversation,
             channels=config.channels, drafts=self.drafts, flows=self.flows,
             first_chunk_s=config.generation.first_chunk_timeout_s,
@@ -251,7 +255,20 @@ class App:
         gc.collect()
         gc.freeze()
         await self._set_serving(True)
+        if self.config.conversation.purge_interval_s > 0:
+            self._purger = asyncio.get_running_loop().create_task(self._purge_idle())
         log.info("aftercare serving on port %d", self.port)
+
+    async def _purge_idle(self) -> None:
+        """Now and then, delete the state of conversations idle past the timeout."""
+        while True:
+            try:
+                n = await self.conversation_turns.purge_idle(datetime.now(UTC))
+                if n:
+                    log.info("deleted the state of %d idle conversations", n)
+            except Exception:  # a database hiccup: try again next round
+                log.warning("purging idle conversations failed", exc_info=True)
+            await asyncio.sleep(self.config.conversation.purge_interval_s)
 
     async def _load_shop(self, data_dir: str = "", embedder: EncoderModel | None = None
                          ) -> ShopKnowledge:
@@ -313,6 +330,8 @@ class App:
         self._stopped.set()
         try:
             await self._set_serving(False)
+            if self._purger is not None:
+                self._purger.cancel()
             await self.server.stop(self.config.server.grace_s if grace is None else grace)
             await self.traffic.close()
             await self.registry.close()

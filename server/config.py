@@ -201,6 +201,8 @@ class AuthConfig(_Section):
 class ConversationConfig(_Section):
     # A conversation idle longer than this starts over (state expires).
     idle_timeout_s: float = 1800.0
+    # How often the state of conversations idle past the timeout is deleted (0 = never).
+    purge_interval_s: float = 600.0
     # Embedding similarity of the message and the titles of the customer's order lines,
     # for product mentions no title word matches.
     title_similarity: bool = True

@@ -157,6 +157,10 @@ class Conversations:
         stored = _dec.decode(raw) if raw is not None else None
         return begin(stored, conversation_id, customer_id, now, self.idle_s)
 
+    async def purge_idle(self, now: datetime) -> int:
+        """Delete the state of conversations idle past the timeout; how many."""
+        return await self.store.purge_idle((now - timedelta(seconds=self.idle_s)).isoformat())
+
     async def repeat_contacts(self, customer_id: str, plan: TurnPlan, conversation_id: str,
                               since: datetime) -> int:
         key = issue_key(plan.intent, plan.link)

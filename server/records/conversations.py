@@ -54,6 +54,17 @@ class ConversationStore:
 
         await self._records.run_in_db(write, flush=False)
 
+    async def purge_idle(self, before: str) -> int:
+        """Delete the state of conversations idle since before `before` (ISO 8601, UTC):
+        past the idle timeout they start over anyway, and kept state is customer text.
+        Contact issues stay (the repeat-contact rule counts them over its own window)."""
+
+        def delete(c: Db) -> int:
+            return c.execute("DELETE FROM conversations WHERE updated_at < ?",
+                             (before,)).rowcount
+
+        return await self._records.run_in_db(delete, flush=False)
+
     async def issue_contacts(self, customer_id: str, issue: str, since: str,
                              conversation_id: str = "") -> int:
         """Earlier conversations (not this one) in which this customer raised this issue

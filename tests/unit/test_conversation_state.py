@@ -180,3 +180,21 @@ def test_an_order_number_that_is_not_theirs_is_said_and_asked_about() -> None:
     assert plan.link.unknown_ids == ["999"] and plan.link.order_id == ""
     assert plan.question.startswith("I could not find that order number among your orders.")
     assert "999" not in plan.question and "O0000863" in plan.question
+
+
+async def test_idle_conversations_are_purged_and_their_contacts_kept(records_url: str) -> None:
+    records = RecordStore(url=records_url)
+    await records.start()
+    convs = Conversations(ConversationStore(records), idle_s=1800)
+    now = datetime.now(UTC)
+    ret = _plan(begin(None, "", "C1", now, 1800), "return order 854", "return_item")
+    for conv, at in (("old", now - timedelta(hours=2)), ("fresh", now - timedelta(minutes=5))):
+        await convs.finish(begin(None, conv, "C1", at, 1800), ret, f"d-{conv}", conv,
+                           "return order 854", "automated", at)
+    assert await convs.purge_idle(now) == 1
+    assert await convs.store.load("old") is None
+    assert await convs.store.load("fresh") is not None
+    assert await convs.purge_idle(now) == 0
+    # The purged conversation still counts as an earlier contact about the issue.
+    assert await convs.repeat_contacts("C1", ret, "new", now - timedelta(days=1)) == 2
+    await records.close()
