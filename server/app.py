@@ -57,6 +57,7 @@ from server.inference.service import InferenceService
 from server.inference.traffic import TrafficRouter
 from server.knowledge.retrieval.affinity import learn_from_documents
 from server.knowledge.service import KnowledgeService, ShopKnowledge, load_shop
+from server.observability.drift import DriftEvent
 from server.observability.wiring import Observability
 from server.pipeline.feedback import FeedbackService
 from server.pipeline.policies import PolicyState
@@ -254,10 +255,32 @@ class App:
         # short and do not show up as tail latency.
         gc.collect()
         gc.freeze()
+        self._drift_alerts_to_audit(asyncio.get_running_loop())
         await self._set_serving(True)
         if self.config.conversation.purge_interval_s > 0:
             self._purger = asyncio.get_running_loop().create_task(self._purge_idle())
         log.info("aftercare serving on port %d", self.port)
+
+    def _drift_alerts_to_audit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drift alerts become lifecycle events of their model (GetTrafficReport shows
+        them next to activations and rollbacks), not only a log line."""
+        drift = self.observe.drift
+        if drift is None:
+            return
+        pending: set[asyncio.Task[None]] = set()
+
+        def store(ev: DriftEvent) -> None:
+            task = loop.create_task(self.audit.lifecycle_event(
+                ev.model, "drift_alert",
+                f"v{ev.version} {ev.figure}={ev.live:.4f} (threshold {ev.threshold:.4f})",
+                "drift-monitor"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        def from_any_thread(ev: DriftEvent) -> None:
+            loop.call_soon_threadsafe(store, ev)
+
+        drift.on_event.append(from_any_thread)
 
     async def _purge_idle(self) -> None:
         """Now and then, delete the state of conversations idle past the timeout."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -121,6 +121,9 @@ class DriftMonitor:
         self._windows: dict[tuple[str, int], _Window] = {}
         self._alerting: set[tuple[str, int, str]] = set()
         self.events: collections.deque[DriftEvent] = collections.deque(maxlen=100)
+        # Called with each new alert, from whichever thread evaluated it (the loop, or
+        # the metrics server's threads for /api/drift).
+        self.on_event: list[Callable[[DriftEvent], None]] = []
 
     def record(self, name: str, version: int, manifest: Mapping[str, Any],
                probabilities: np.ndarray, out_of_scope: bool,
@@ -210,5 +213,7 @@ class DriftMonitor:
                 log.warning("lifecycle event: drift_alert model=%s version=%d %s=%.4f "
                             "(threshold %.4f)", d.model, d.version, f.name, f.live,
                             f.threshold)
+                for listener in self.on_event:
+                    listener(event)
             elif not f.alert:
                 self._alerting.discard(key)

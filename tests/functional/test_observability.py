@@ -4,6 +4,7 @@ trace id in the decision record, on a real server over real channels."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -143,6 +144,16 @@ def test_drift_report_for_live_traffic(env: Env) -> None:
         e.figure == "intent_psi" for e in env.srv.app.observe.drift.events)
     status, _, body = http_get(env.metrics_port, "/api/drift")
     assert status == 200 and json.loads(body)["models"][0]["model"] == "intent-classifier"
+    # The alert is a lifecycle event of the model, stored with the others.
+    deadline = time.monotonic() + 10
+    while True:
+        events = env.admin.GetTrafficReport(admin_pb2.GetTrafficReportRequest(
+            name="intent-classifier"), timeout=30).events
+        alerts = [e for e in events if e.kind == "drift_alert"]
+        if alerts or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert alerts and "intent_psi" in alerts[0].detail and alerts[0].actor == "drift-monitor"
 
 
 def test_dashboard_and_unknown_paths(env: Env) -> None:
