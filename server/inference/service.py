@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 
 from server.config import ModelsConfig
-from server.errors import AftercareError, InvalidInput, short
+from server.errors import AftercareError, DeadlineExceeded, InvalidInput, Overloaded, short
 from server.inference.encoder import EncoderModel, Row
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.traffic import Route, TrafficRouter
@@ -22,6 +22,8 @@ from server.inference.traffic import Route, TrafficRouter
 DEFAULT_TOP_K = 5
 OUT_OF_SCOPE = "<out_of_scope>"
 NO_ROUTE = Route(0, 0, 0)
+# Admission refusals (counted in aftercare_rejected_total) are no errors of a version.
+REFUSALS = (Overloaded, DeadlineExceeded)
 
 
 class IntentScore(msgspec.Struct, frozen=True):
@@ -106,6 +108,8 @@ class InferenceService:
                 raise InvalidInput(f"model {short(clf.model_version)} is not a classifier")
             try:
                 row = await clf.infer(text, deadline)
+            except REFUSALS:
+                raise  # the server's load, not the version's fault: no canary rollback
             except Exception:
                 self._observe(clf, started, ok=False)
                 raise
@@ -168,6 +172,8 @@ class InferenceService:
         started = time.perf_counter()
         try:
             result = await self.embed_documents(texts, model, deadline)
+        except REFUSALS:
+            raise
         except Exception:
             if self.traffic is not None and not model:
                 self._observe(self.registry.get(EMBEDDER), started, ok=False)

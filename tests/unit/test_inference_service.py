@@ -62,3 +62,36 @@ async def test_classify_documents_is_bulk_work_that_admission_does_not_refuse() 
     assert labels == ["a", "b"] and probs.shape == (6, 2) and version == "clf/1"
     await model.close()
 
+
+
+class RecordingTraffic:
+    """What InferenceService tells the traffic router about each call."""
+
+    def __init__(self) -> None:
+        self.observed: list[bool] = []
+
+    def route(self, name: str, version: int, key: str) -> object:
+        from server.inference.service import NO_ROUTE
+
+        return NO_ROUTE
+
+    def observe(self, name: str, version: int, ms: float, ok: bool) -> None:
+        self.observed.append(ok)
+
+
+async def test_refused_calls_are_no_errors_of_the_version() -> None:
+    """Overload refusals must not count toward a canary's error rate (auto-rollback)."""
+    model = SaturatedClassifier()
+    model.start()
+    registry = ModelRegistry(1)
+    registry.loaded(model, CLASSIFIER)  # type: ignore[arg-type]
+    registry.activate(CLASSIFIER, model)  # type: ignore[arg-type]
+    service = InferenceService(registry, ModelsConfig())
+    traffic = RecordingTraffic()
+    service.traffic = traffic  # type: ignore[assignment]
+    results = await asyncio.gather(*(service.classify(f"text {i}") for i in range(4)),
+                                   return_exceptions=True)
+    refused = [r for r in results if isinstance(r, Overloaded)]
+    assert refused and len(refused) < 4
+    assert traffic.observed == [True] * (4 - len(refused))
+    await model.close()
