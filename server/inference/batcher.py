@@ -180,6 +180,8 @@ class Batcher(Generic[In, Out]):
         every admitted request's latency up."""
         if deadline is not None and deadline <= time.monotonic():
             self.stats.dropped_deadline += 1
+            if self.observer is not None:
+                self.observer.rejected("deadline")
             raise DeadlineExceeded("the deadline passed before the request was queued")
         wait = self.rate.expected_wait(len(self._pending))
         if wait <= 0:
@@ -189,6 +191,8 @@ class Batcher(Generic[In, Out]):
             budget = min(budget, deadline - time.monotonic())
         if wait > budget:
             self.stats.rejected_wait += 1
+            if self.observer is not None:
+                self.observer.rejected("queue_time")
             retry_ms = max(1, int((wait - (self._max_queue_time or 0.0)) * 1000))
             raise Overloaded(f"model {self.name} is saturated (expected queue wait "
                              f"{wait * 1000:.0f} ms); retry later", retry_after_ms=retry_ms)

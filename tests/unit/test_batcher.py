@@ -207,6 +207,19 @@ async def test_admission_refuses_when_the_expected_wait_exceeds_the_budget() -> 
     b: Batcher[int, int] = Batcher("t", rec, max_batch_size=1, max_queue_delay_s=0.0,
                                    max_queue_time_s=0.05)
     b.rate.items_per_s = 100.0  # as if measured: 10 ms per item
+    refusals: list[str] = []
+
+    class Counting:  # the metrics' observer: every refusal is counted by reason
+        def enqueued(self) -> None:
+            return None
+
+        def ran(self, *args: object) -> None:
+            return None
+
+        def rejected(self, reason: str, count: int = 1) -> None:
+            refusals.extend([reason] * count)
+
+    b.observer = Counting()
     b.start()
     first = asyncio.ensure_future(b.submit(0))
     await _started(rec)
@@ -222,6 +235,7 @@ async def test_admission_refuses_when_the_expected_wait_exceeds_the_budget() -> 
         await b.submit(98, deadline=time.monotonic() + 0.001)
     with pytest.raises(DeadlineExceeded):  # already past: never queued
         await b.submit(97, deadline=time.monotonic() - 1)
+    assert refusals == ["queue_time", "queue_time", "deadline"]
     rec.gate.set()
     assert await asyncio.wait_for(asyncio.gather(first, *queued), 5) == [i * 10 for i in range(7)]
     assert all(99 not in batch and 98 not in batch for batch in rec.batches)
