@@ -43,3 +43,34 @@ class ServerProcess:
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         self._log.close()
+
+
+def write_config(tmp_path: Path, overrides: dict, records_url: str, name: str = "aftercare"
+                 ) -> Path:
+    """A config file for a child server: the session's models, demo shop and index
+    (`server_overrides`), records at `records_url`, admission by time off, metrics off."""
+    cfg = tmp_path / f"{name}.toml"
+    cfg.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = 0
+grace_s = 1.0
+[models]
+repository = "{overrides['models']['repository']}"
+[data]
+demo_dir = "{overrides['data']['demo_dir']}"
+quarantine_dir = "{tmp_path / ('quarantine-' + name)}"
+use_shared = false
+[retrieval]
+index_dir = "{overrides['retrieval']['index_dir']}"
+[records]
+url = "{records_url}"
+[classifier_batcher]
+max_queue_time_ms = 0
+[embedder_batcher]
+max_queue_time_ms = 0
+[metrics]
+port = 0
+""")
+    return cfg
+

@@ -6,7 +6,6 @@ backends: SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -14,38 +13,15 @@ import pytest
 
 from aftercare.v1 import admin_pb2, admin_pb2_grpc, support_pb2, support_pb2_grpc
 from server.records.sql import connect_sync
-from tests.functional.serverproc import ServerProcess
+from tests.functional.serverproc import ServerProcess, write_config
 
 MESSAGES = ["where is my order?", "I want to return my shoes", "do you ship to Canada?",
             "my discount code doesn't work", "can I change my delivery address?"]
 
 
 @pytest.fixture()
-def config(tmp_path: Path, server_overrides: dict, records_url: str) -> Iterator[Path]:
-    demo = server_overrides["data"]["demo_dir"]
-    index = server_overrides["retrieval"]["index_dir"]
-    cfg = tmp_path / "aftercare.toml"
-    cfg.write_text(f"""
-[server]
-host = "127.0.0.1"
-port = 0
-grace_s = 1.0
-[models]
-repository = "{server_overrides['models']['repository']}"
-[data]
-demo_dir = "{demo}"
-quarantine_dir = "{tmp_path / 'quarantine'}"
-use_shared = false
-[retrieval]
-index_dir = "{index}"
-[records]
-url = "{records_url}"
-[classifier_batcher]
-max_queue_time_ms = 0
-[embedder_batcher]
-max_queue_time_ms = 0
-""")
-    yield cfg
+def config(tmp_path: Path, server_overrides: dict, records_url: str) -> Path:
+    return write_config(tmp_path, server_overrides, records_url)
 
 
 @pytest.mark.slow

@@ -20,44 +20,16 @@ from aftercare.v1 import (
     support_pb2,
     support_pb2_grpc,
 )
-from tests.functional.serverproc import ServerProcess
-
-
-def _config(tmp_path: Path, overrides: dict, url: str, name: str) -> Path:
-    cfg = tmp_path / f"{name}.toml"
-    cfg.write_text(f"""
-[server]
-host = "127.0.0.1"
-port = 0
-grace_s = 1.0
-[models]
-repository = "{overrides['models']['repository']}"
-[data]
-demo_dir = "{overrides['data']['demo_dir']}"
-quarantine_dir = "{tmp_path / ('quarantine-' + name)}"
-use_shared = false
-[retrieval]
-index_dir = "{overrides['retrieval']['index_dir']}"
-[records]
-url = "{url}"
-path = "{tmp_path / 'unused.sqlite'}"
-[classifier_batcher]
-max_queue_time_ms = 0
-[embedder_batcher]
-max_queue_time_ms = 0
-[metrics]
-port = 0
-""")
-    return cfg
+from tests.functional.serverproc import ServerProcess, write_config
 
 
 @pytest.fixture()
 def replicas(tmp_path: Path, server_overrides: dict, pg_cluster: Any
              ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     url = pg_cluster.create_database("replicas")
-    a = ServerProcess(_config(tmp_path, server_overrides, url, "a"), tmp_path / "a.log")
+    a = ServerProcess(write_config(tmp_path, server_overrides, url, "a"), tmp_path / "a.log")
     try:
-        b = ServerProcess(_config(tmp_path, server_overrides, url, "b"), tmp_path / "b.log")
+        b = ServerProcess(write_config(tmp_path, server_overrides, url, "b"), tmp_path / "b.log")
     except BaseException:
         a.stop()
         raise

@@ -46,13 +46,17 @@ class SaturatedClassifier:
         return await self.batcher.submit(text, deadline, admit=not bulk)
 
 
-async def test_classify_documents_is_bulk_work_that_admission_does_not_refuse() -> None:
-    model = SaturatedClassifier()
+def _served(model: SaturatedClassifier) -> InferenceService:
     model.start()
     registry = ModelRegistry(1)
     registry.loaded(model, CLASSIFIER)  # type: ignore[arg-type]
     registry.activate(CLASSIFIER, model)  # type: ignore[arg-type]
-    service = InferenceService(registry, ModelsConfig())
+    return InferenceService(registry, ModelsConfig())
+
+
+async def test_classify_documents_is_bulk_work_that_admission_does_not_refuse() -> None:
+    model = SaturatedClassifier()
+    service = _served(model)
     # Two callers at once: the second would wait past the budget and is refused ...
     one, two = await asyncio.gather(model.infer("one"), model.infer("two"),
                                     return_exceptions=True)
@@ -82,11 +86,7 @@ class RecordingTraffic:
 async def test_refused_calls_are_no_errors_of_the_version() -> None:
     """Overload refusals must not count toward a canary's error rate (auto-rollback)."""
     model = SaturatedClassifier()
-    model.start()
-    registry = ModelRegistry(1)
-    registry.loaded(model, CLASSIFIER)  # type: ignore[arg-type]
-    registry.activate(CLASSIFIER, model)  # type: ignore[arg-type]
-    service = InferenceService(registry, ModelsConfig())
+    service = _served(model)
     traffic = RecordingTraffic()
     service.traffic = traffic  # type: ignore[assignment]
     results = await asyncio.gather(*(service.classify(f"text {i}") for i in range(4)),
