@@ -9,12 +9,12 @@ pull between paraphrases is SetFit's idea, Tunstall et al. 2022). Held-out accur
 checked a few times per epoch; training stops after ``patience`` checks without gain
 (or after ``max_minutes`` of training steps), and the best weights are kept: those of
 the best check, or the mean of the weights at the checks of the schedule's second half
-when that does at least as well. The
-learning rate warms up and then decays linearly to zero (by steps, or by the time cap
-when that comes first, so a capped run still anneals), lower layers learn more slowly
-(layer-wise decay, as in ELECTRA, Clark et al. 2020), the cross-entropy is label
-smoothed, and batches hold utterances of similar length so that padding stays small. If no check
-beats the frozen encoder's held-out accuracy, the original encoder is kept. The result
+when that does at least as well. The learning rate warms up and then decays linearly to
+zero (by steps, or by the time cap when that comes first, so a capped run still
+anneals), lower layers learn more slowly (layer-wise decay, as in ELECTRA, Clark et al.
+2020), the cross-entropy is label smoothed, and batches hold utterances of similar
+length so that padding stays small (models/finetune_schedule.py). If no check beats the
+frozen encoder's held-out accuracy, the original encoder is kept. The result
 is a Hugging Face model folder that goes through the same export, pooling and int8
 quantization as the original, so the served graph keeps its shape and outputs. Torch is
 build-time only.
@@ -153,6 +153,10 @@ class _Encoder:
         return out
 
 
+def _snapshot(model: Any) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def _probe_head(emb: Any, y: Any, n_labels: int, seed: int) -> Any:
     """A linear head fitted on frozen embeddings (full-batch Adam, a few hundred steps)."""
     import torch
@@ -262,7 +266,7 @@ def finetune_encoder(
                 head_average.add(head.state_dict())
             if acc > best_acc:
                 best_acc, best_at, stale = acc, at, 0
-                best_state = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()}
+                best_state = _snapshot(encoder.model)
             else:
                 stale += 1
             if stale >= config.patience or out_of_time:
@@ -279,10 +283,10 @@ def finetune_encoder(
                  f"accuracy {average_acc:.4f}")
         if average_acc >= best_acc:
             best_acc, best_at = average_acc, f"mean of the last {average.count} checks"
-            best_state = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()}
+            best_state = _snapshot(encoder.model)
     improved = best_state is not None
     record: dict[str, Any] = {
-        "recipe": "linear probe, then encoder + head on cross-entropy + supervised "
+        "recipe": "linear probe, then encoder + head on label-smoothed cross-entropy + supervised "
         "contrastive (in-batch same-intent pairs); early stopping on held-out accuracy; "
         "the best check or the mean of the later checks' weights, by held-out accuracy",
         "schedule": f"{planned_steps} planned steps, warmup {config.warmup_share:g}, "
