@@ -6,8 +6,10 @@ merge) into a temporary repository, and the published ``model.onnx`` is run with
 onnxruntime + tokenizers the way the server runs it. The same head on the fp32 encoder
 gives ``fp32_accuracy`` beside the int8 ``accuracy``. Test rows labelled with the
 out-of-scope label measure the threshold (``oos_recall``) and the whole trade-off
-(``oos_curve``); ``holdout_intents`` makes such rows from a set without an OOS label by
-removing that many seeded intents from training and relabelling their test rows.
+(``oos_curve``); other out-of-scope scores are compared on the same rows
+(``oos_scores``, models/oos_scores.py). ``holdout_intents`` makes such rows from a set
+without an OOS label by removing that many seeded intents from training and relabelling
+their test rows.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from models.build import (
 from models.buildlog import build_log
 from models.calibrate import oos_curve
 from models.encoder import check_cosine, int8_cosine, prepare_encoder
-from models.head import predict_proba
+from models.head import HeadConfig, predict_proba
 from models.intent_data import IntentData, load_intents
 from models.metrics import accuracy, macro_f1, per_class_f1, top_confusions
+from models.oos_scores import compare_scores
 from models.repository import ModelRepository
 from models.runtime import OnnxTextModel
 from models.train import train_classifier
@@ -104,6 +107,19 @@ def evaluate(
         probabilities = model.run(split.test_texts)["probabilities"]
         fp32 = OnnxTextModel(art.fp32_path, art.tokenizer_path, options.max_length)
         fp32_probs = predict_proba(trained.layers, fp32.run(split.test_texts)["embedding"])
+        scores = None
+        if oos_label in split.test_labels:
+            in_train = [i for i, label in enumerate(split.train.labels) if label != oos_label]
+            scores = compare_scores(
+                lambda texts: model.run(texts)["embedding"],
+                [split.train.texts[i] for i in in_train],
+                [split.train.labels[i] for i in in_train],
+                split.test_texts,
+                split.test_labels,
+                HeadConfig(kind="linear", l2=float(trained.training["head"]["l2"])),
+                options.seed,
+                None if assignment is None else assignment[np.array(in_train, dtype=np.int64)],
+            )
     labels = trained.labels
     predicted = [labels[i] for i in probabilities.argmax(axis=1)]
     fp32_predicted = [labels[i] for i in fp32_probs.argmax(axis=1)]
@@ -150,5 +166,6 @@ def evaluate(
         result["oos_recall"] = float((oos_max < trained.threshold).mean())
         result["oos_rows"] = len(oos_rows)
         result["oos_curve"] = oos_curve(scope_max, correct, oos_max)
+        result["oos_scores"] = scores
     result["seconds"] = time.perf_counter() - started
     return result

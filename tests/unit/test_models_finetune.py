@@ -14,11 +14,19 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.build import CLASSIFIER_NAME, EMBEDDER_NAME, BuildOptions, build_models
 from models.encoder import source_from_dir
 from models.finetune import FinetuneConfig, finetune_encoder
+from models.finetune_schedule import (
+    WeightAverage,
+    check_steps,
+    layer_param_groups,
+    lr_factor,
+    pair_batches,
+)
 from models.repository import ModelRepository
 from models.runtime import OnnxTextModel
 from tests.unit.test_models_tiny import WORDS, _write_tiny_bert
@@ -113,3 +121,77 @@ def test_finetuned_build_keeps_graph_outputs(tiny: Path) -> None:
         guess = [version.labels[i] for i in out["probabilities"].argmax(axis=1)]
         correct[version.version] = sum(g == y for g, (_, y) in zip(guess, held, strict=True))
     assert correct[2] >= correct[1], correct
+
+
+def test_lr_factor_warms_up_then_decays_to_zero() -> None:
+    assert lr_factor(0.0, 0.1, True) == 0.0
+    assert lr_factor(0.05, 0.1, True) == pytest.approx(0.5)
+    assert lr_factor(0.1, 0.1, True) == pytest.approx(1.0)
+    assert lr_factor(0.55, 0.1, True) == pytest.approx(0.5)
+    assert lr_factor(1.0, 0.1, True) == 0.0
+    assert lr_factor(1.5, 0.1, True) == 0.0  # past the time cap: clamped, never negative
+    assert lr_factor(0.7, 0.0, False) == 1.0  # the constant schedule
+
+
+def test_layer_param_groups_decay_downwards(tiny: Path) -> None:
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(tiny / "bert"), local_files_only=True)
+    model.get_input_embeddings().weight.requires_grad_(False)
+    groups = layer_param_groups(model, 1e-3, 0.5)
+    by_depth = {g["depth"]: g for g in groups}
+    n = model.config.num_hidden_layers
+    assert sorted(by_depth) == list(range(n + 1))  # pooler and top layer at 0 ... embeddings
+    for depth, group in by_depth.items():
+        assert group["lr"] == pytest.approx(1e-3 * 0.5**depth)
+    top = {id(p) for p in model.encoder.layer[n - 1].parameters()}
+    assert top <= {id(p) for p in by_depth[0]["params"]}
+    bottom = {id(p) for p in model.encoder.layer[0].parameters()}
+    assert bottom == {id(p) for p in by_depth[n - 1]["params"]}
+    embeddings = {id(p) for p in by_depth[n]["params"]}
+    assert id(model.embeddings.position_embeddings.weight) in embeddings
+    assert id(model.get_input_embeddings().weight) not in embeddings  # frozen: left out
+    grouped = sum(len(g["params"]) for g in groups)
+    assert grouped == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_length_bucketed_batches_keep_pairs_and_cut_padding() -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(20), 40)
+    lengths = rng.integers(3, 30, size=len(y))
+    plain = pair_batches(y, 16, np.random.default_rng(1))
+    bucketed = pair_batches(y, 16, np.random.default_rng(1), lengths)
+    for batches in (plain, bucketed):
+        rows = np.concatenate(batches)
+        assert sorted(rows.tolist()) == list(range(len(y)))  # every row once (even classes)
+        for batch in batches:  # consecutive rows are a same-intent pair
+            assert (y[batch[0::2]] == y[batch[1::2]]).all()
+
+    def padded(batches: list[np.ndarray]) -> int:
+        return sum(int(lengths[b].max()) * len(b) for b in batches)
+
+    # Measured 0.75: a batch still pads to its longest pair, and pairs are random.
+    assert padded(bucketed) < 0.8 * padded(plain)
+    # Sorted within windows, but the batch order is shuffled: not monotone in length.
+    longest = [int(lengths[b].max()) for b in bucketed]
+    assert longest != sorted(longest)
+
+
+def test_check_steps_spaced_and_ending_the_epoch() -> None:
+    assert check_steps(267, 2) == {134, 267}  # not 133, 266 and 267
+    assert check_steps(264, 2) == {132, 264}
+    assert check_steps(10, 1) == {10}
+    assert check_steps(3, 5) == {1, 2, 3}
+
+
+def test_weight_average_means_floats_and_keeps_the_rest() -> None:
+    import torch
+
+    average = WeightAverage()
+    for k in (1.0, 2.0, 6.0):
+        average.add({"w": torch.full((2, 2), k), "ids": torch.tensor([int(k)])})
+    like = {"w": torch.zeros(2, 2), "ids": torch.tensor([0])}
+    mean = average.mean(like)
+    assert average.count == 3
+    assert torch.equal(mean["w"], torch.full((2, 2), 3.0)) and mean["w"].dtype == torch.float32
+    assert torch.equal(mean["ids"], torch.tensor([6]))  # integer buffers: the last, not a mean

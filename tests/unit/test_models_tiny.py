@@ -265,3 +265,6 @@ def test_eval_reports_oos_and_json_last_line(
     assert result["oos_rows"] == 2
     assert set(result["per_class_f1"]) == set(ROWS)
     assert 0.0 <= result["inscope_accuracy"] <= result["accuracy"] <= 1.0
+    scores = result["oos_scores"]
+    assert scores["chosen"] in ("max_prob", "margin", "centroid_cosine", "mahalanobis")
+    assert set(scores["test_curves"]) == {"max_prob", "margin", "centroid_cosine", "mahalanobis"}
