@@ -45,6 +45,10 @@ class PgCluster:
         self.user = "postgres"
         self._as_root = os.geteuid() == 0
         self._names = itertools.count(1)
+        # A test cluster: durable commits as in production except the fsync of each
+        # (fsync=off loses data only on power loss; a killed process loses nothing).
+        self._opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                      "-c fsync=off -c full_page_writes=off -c max_connections=200")
 
     def _run(self, *cmd: str) -> None:
         argv = [str(self.bindir / cmd[0]), *cmd[1:]]
@@ -53,6 +57,11 @@ class PgCluster:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed ({out.returncode}): {out.stdout}{out.stderr}")
+
+    def pg_ctl(self, action: str, *args: str) -> None:
+        """`pg_ctl stop|start|restart` on this cluster (start uses the same options)."""
+        extra = ["-o", self._opts, "-l", str(self.dir / "log")] if action != "stop" else []
+        self._run("pg_ctl", "-D", str(self.data), *extra, "-w", "-t", "60", action, *args)
 
     def start(self) -> PgCluster:
         if self._as_root:
@@ -64,12 +73,7 @@ class PgCluster:
             self.user = os.environ.get("USER") or "postgres"
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust",
                   "--encoding=UTF8", "--no-sync")
-        # A test cluster: durable commits as in production except the fsync of each
-        # (fsync=off loses data only on power loss; a killed process loses nothing).
-        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c full_page_writes=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"),
-                  "-w", "-t", "60", "start")
+        self.pg_ctl("start")
         return self
 
     def url(self, database: str = "postgres") -> str:
