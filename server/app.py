@@ -111,7 +111,8 @@ class App:
         )
         self.records = RecordStore(Path(config.records.path), config.records.queue_size,
                                    config.records.synchronous, url=config.records.url,
-                                   pool_size=config.records.pool_size)
+                                   pool_size=config.records.pool_size,
+                                   prepared_statements=config.records.prepared_statements)
         # Guided flows (docs/flows.md); the Respond pipeline walks them per conversation.
         self.flows = configured_flows(config.flows, config.data, REPO_ROOT)
         detector = PiiDetector()

@@ -136,6 +136,9 @@ class RecordsConfig(_Section):
     url: str = ""
     path: str = "var/aftercare.sqlite"
     pool_size: int = 4  # PostgreSQL connections (and database threads) per replica
+    # psycopg prepares statements it runs often; false behind a pooler in transaction
+    # mode (PgBouncer before 1.21), where a prepared statement may meet another backend.
+    prepared_statements: bool = True
     queue_size: int = 10_000
     # NORMAL: what a caller was told survives the process being killed; FULL: also
     # power loss (an fsync per group commit).

@@ -210,8 +210,10 @@ class PostgresBackend:
 
     dialect = POSTGRESQL
 
-    def __init__(self, url: str, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, pool_size: int = 4, connect_timeout_s: float = 10.0,
+                 prepared_statements: bool = True) -> None:
         self.url = url
+        self._prepare = prepared_statements
         self.where = redact_url(url)
         self._size = max(1, pool_size)
         self._timeout = connect_timeout_s
@@ -227,7 +229,8 @@ class PostgresBackend:
 
         pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             self.url, min_size=1, max_size=self._size, open=False, name="aftercare-records",
-            kwargs={"autocommit": True}, timeout=self._timeout)
+            kwargs={"autocommit": True, **({} if self._prepare else {"prepare_threshold": None})},
+            timeout=self._timeout)
         try:
             pool.open(wait=True, timeout=self._timeout)
         except Exception as exc:
@@ -260,10 +263,10 @@ class PostgresBackend:
 
 
 def make_backend(url: str, path: str, synchronous: str = "NORMAL",
-                 pool_size: int = 4) -> Backend:
+                 pool_size: int = 4, prepared_statements: bool = True) -> Backend:
     dialect, where = parse_url(url, path)
     if dialect == POSTGRESQL:
-        return PostgresBackend(where, pool_size)
+        return PostgresBackend(where, pool_size, prepared_statements=prepared_statements)
     return SqliteBackend(Path(where), synchronous)
 
 

@@ -67,10 +67,12 @@ class RecordStore:
     (or `url="sqlite:///..."`) picks the backend from `records.url`."""
 
     def __init__(self, path: Path | None = None, queue_size: int = 10_000,
-                 synchronous: str = "NORMAL", *, url: str = "", pool_size: int = 4) -> None:
+                 synchronous: str = "NORMAL", *, url: str = "", pool_size: int = 4,
+                 prepared_statements: bool = True) -> None:
         if path is None and not url:
             raise InvalidInput("the record store needs records.path or records.url")
-        self.backend: Backend = make_backend(url, str(path or ""), synchronous, pool_size)
+        self.backend: Backend = make_backend(url, str(path or ""), synchronous, pool_size,
+                                             prepared_statements)
         self.dialect = self.backend.dialect
         self._queue: asyncio.Queue[_Write | None] | None = None
         self._queue_size = queue_size

@@ -4,6 +4,7 @@ that cannot be reached."""
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from server.errors import InvalidInput, Unavailable
 from server.records.sql import (
     POSTGRESQL,
     SQLITE,
+    Db,
     insert_ignore,
     parse_url,
     pg_sql,
@@ -58,4 +60,21 @@ async def test_an_unreachable_database_is_unavailable_and_names_no_password() ->
     with pytest.raises(Unavailable) as err:
         await store.start()
     assert "s3cret" not in str(err.value) and str(port) in str(err.value)
+    await store.close()
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+async def test_prepared_statements_can_be_turned_off_for_a_pooler(
+        pg_cluster: Any, prepared: bool) -> None:
+    store = RecordStore(url=pg_cluster.create_database(), pool_size=1,
+                        prepared_statements=prepared)
+    await store.start()
+    for _ in range(8):  # psycopg prepares a statement from its 5th run on by default
+        await store.list_handoffs()
+
+    def prepared_here(db: Db) -> int:
+        return int(db.execute("SELECT COUNT(*) FROM pg_prepared_statements").fetchone()[0])
+
+    count = await store.run_in_db(prepared_here)
+    assert (count > 0) == prepared
     await store.close()
