@@ -61,14 +61,10 @@ def server_overrides(model_repository: Path, tmp_path_factory: pytest.TempPathFa
 def pg_cluster():  # type: ignore[no-untyped-def]
     """A throwaway PostgreSQL cluster for the session (tests/pg.py); skips only when no
     PostgreSQL binaries exist on this machine."""
-    from tests.pg import PgCluster, pg_bindir
+    from tests.pg import running_cluster
 
-    bindir = pg_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on this machine")
-    cluster = PgCluster(bindir).start()
-    yield cluster
-    cluster.stop()
+    with running_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

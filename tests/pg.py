@@ -8,6 +8,7 @@ come from the base image (/usr/lib/postgresql/<version>/bin) or PATH.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -15,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -94,3 +96,20 @@ class PgCluster:
                 self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[PgCluster]:
+    """A started cluster, stopped and removed afterwards; pytest skips (with the reason)
+    only when this machine has no PostgreSQL binaries."""
+    import pytest
+
+    bindir = pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on this machine")
+    cluster = PgCluster(bindir).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+

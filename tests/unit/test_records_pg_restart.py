@@ -12,17 +12,13 @@ import pytest
 from server.errors import Unavailable
 from server.records.store import RecordStore
 from server.records.types import DecisionRecord
-from tests.pg import PgCluster, pg_bindir
+from tests.pg import PgCluster, running_cluster
 
 
 @pytest.fixture()
 def own_cluster() -> Iterator[PgCluster]:
-    bindir = pg_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on this machine")
-    cluster = PgCluster(bindir).start()
-    yield cluster
-    cluster.stop()
+    with running_cluster() as cluster:  # its own: this test stops and starts it
+        yield cluster
 
 
 def _decision(i: int) -> DecisionRecord:
