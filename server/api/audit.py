@@ -17,7 +17,7 @@ from google.protobuf import text_format
 from grpc import aio
 
 from server.access.credentials import current_identity
-from server.api.wrapping import HandlerWrapper
+from server.api.wrapping import HandlerWrapper, replaced
 from server.errors import AftercareError
 from server.records.audit import AuditLog
 
@@ -60,11 +60,7 @@ class AuditInterceptor(HandlerWrapper):
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         action = audited_action(method)
         assert action is not None
-        return grpc.unary_unary_rpc_method_handler(
-            self._wrap(action, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return replaced(handler, unary=self._wrap(action, handler.unary_unary))
 
     def _wrap(self, action: str, fn: Any) -> Any:
         async def handler(request: Any, context: aio.ServicerContext) -> Any:

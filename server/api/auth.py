@@ -21,7 +21,7 @@ from grpc import aio
 from server.access.credentials import Authenticator, Identity, set_identity
 from server.access.ratelimit import RateLimiter
 from server.access.roles import allowed, is_open, service_of
-from server.api.wrapping import HandlerWrapper, as_generator
+from server.api.wrapping import HandlerWrapper, as_generator, replaced
 from server.errors import AftercareError, Overloaded, PermissionDenied
 
 _AGENT_SERVICE = "aftercare.v1.Agent"
@@ -84,9 +84,7 @@ class AuthInterceptor(HandlerWrapper):
                 set_identity(ident)  # type: ignore[arg-type]
                 return await inner(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return replaced(handler, unary=unary)
         if handler.unary_stream is not None:
             inner_stream: Any = as_generator(handler.unary_stream)
 
@@ -98,7 +96,5 @@ class AuthInterceptor(HandlerWrapper):
                 async for item in inner_stream(request, context):
                     yield item
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return replaced(handler, stream=stream)
         return handler

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from server.api.wrapping import HandlerWrapper, as_generator
+from server.api.wrapping import HandlerWrapper, as_generator, replaced
 from server.errors import AftercareError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -105,15 +105,9 @@ class ErrorInterceptor(HandlerWrapper):
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
-                request_deserializer=safe_deserializer(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
+            return replaced(handler, unary=_wrap_unary(handler.unary_unary),
+                            request_deserializer=safe_deserializer(handler.request_deserializer))
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(as_generator(handler.unary_stream)),
-                request_deserializer=safe_deserializer(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
+            return replaced(handler, stream=_wrap_stream(as_generator(handler.unary_stream)),
+                            request_deserializer=safe_deserializer(handler.request_deserializer))
         return handler

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from server.api.wrapping import HandlerWrapper, as_generator
+from server.api.wrapping import HandlerWrapper, as_generator, replaced
 from server.observability.metrics import Metrics
 
 _BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
@@ -67,9 +67,7 @@ class MetricsInterceptor(HandlerWrapper):
                 finally:
                     finish(started, code)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return replaced(handler, unary=unary)
         if handler.unary_stream is not None:
             inner_stream: Any = as_generator(handler.unary_stream)
 
@@ -90,7 +88,5 @@ class MetricsInterceptor(HandlerWrapper):
                 finally:
                     finish(started, code)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+            return replaced(handler, stream=stream)
         return handler

@@ -33,6 +33,20 @@ def as_generator(handler: StreamHandler) -> StreamHandler:
     return writes
 
 
+def replaced(handler: grpc.RpcMethodHandler, *, unary: Any = None, stream: Any = None,
+             request_deserializer: Any = None) -> grpc.RpcMethodHandler:
+    """`handler` with its unary or unary-stream function replaced, and the same
+    serializers (the request deserializer too, unless one is given)."""
+    deserialize = request_deserializer or handler.request_deserializer
+    if unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            unary, request_deserializer=deserialize,
+            response_serializer=handler.response_serializer)
+    return grpc.unary_stream_rpc_method_handler(
+        stream, request_deserializer=deserialize,
+        response_serializer=handler.response_serializer)
+
+
 class HandlerWrapper(aio.ServerInterceptor):
     """Subclasses say which methods they wrap (`wraps`) and how (`wrap`)."""
 
