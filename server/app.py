@@ -235,9 +235,6 @@ class App:
     async def start(self) -> None:
         await self._set_serving(False)
         await self.records.start()
-        await self.conversations.start()
-        await self.drafts.start()
-        await self.audit.start()
         self.traffic.start()
         await self.server.start()
         self.observe.start_http()

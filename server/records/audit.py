@@ -66,9 +66,6 @@ class AuditLog:
     def __init__(self, store: RecordStore) -> None:
         self._store = store
 
-    async def start(self) -> None:
-        """Nothing to create: the record store's migrations made the tables."""
-
     # -- audit -------------------------------------------------------------------------
     async def record(self, actor: str, action: str, target: str, result: str) -> None:
         row = (utcnow(), actor, action, target[:500], result[:500])

@@ -24,9 +24,6 @@ class ConversationStore:
     def __init__(self, records: RecordStore) -> None:
         self._records = records
 
-    async def start(self) -> None:
-        """Nothing to create: the record store's migrations made the tables."""
-
     async def load(self, conversation_id: str) -> bytes | None:
         if not conversation_id:
             return None

@@ -82,9 +82,6 @@ class DraftStore:
         # stored, as everywhere else in the record store.
         self._redact = redact or (lambda text: text)
 
-    async def start(self) -> None:
-        """Nothing to create: the record store's migrations made the table."""
-
     async def submit(self, draft: Draft) -> None:
         def insert(c: Db) -> None:
             c.execute(f"INSERT INTO drafts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

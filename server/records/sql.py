@@ -148,7 +148,6 @@ def parse_url(url: str, path: str) -> tuple[str, str]:
 
 class Backend(Protocol):
     dialect: str
-    where: str  # for messages: a path, or the URL without its password
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -164,7 +163,6 @@ class SqliteBackend:
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise InvalidInput("records.synchronous must be NORMAL or FULL")
         self.path = path
-        self.where = str(path)
         self._synchronous = synchronous.upper()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aftercare-db")
         self._db: SqliteDb | None = None
@@ -214,7 +212,7 @@ class PostgresBackend:
                  prepared_statements: bool = True) -> None:
         self.url = url
         self._prepare = prepared_statements
-        self.where = redact_url(url)
+        self.where = redact_url(url)  # for logs and errors
         self._size = max(1, pool_size)
         self._timeout = connect_timeout_s
         self._threads = ThreadPoolExecutor(max_workers=self._size,

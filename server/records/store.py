@@ -73,7 +73,6 @@ class RecordStore:
             raise InvalidInput("the record store needs records.path or records.url")
         self.backend: Backend = make_backend(url, str(path or ""), synchronous, pool_size,
                                              prepared_statements)
-        self.dialect = self.backend.dialect
         self._queue: asyncio.Queue[_Write | None] | None = None
         self._queue_size = queue_size
         self._pending: dict[str, _Write] = {}

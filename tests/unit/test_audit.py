@@ -24,7 +24,6 @@ async def _store(records_url: str) -> tuple[RecordStore, AuditLog]:
     store = RecordStore(url=records_url)
     await store.start()
     audit = AuditLog(store)
-    await audit.start()
     return store, audit
 
 

@@ -22,7 +22,6 @@ async def test_only_confirmed_answers_count(records_url: str) -> None:
     await records.start()
     assert await confirmed_citations(records) == {}  # no drafts table yet: nothing
     drafts = DraftStore(records)
-    await drafts.start()
     cases = [("missing_package", ("hc-trace", "hc-couriers"), "accepted"),
              ("missing_package", ("hc-trace",), "accepted"),
              ("missing_package", ("hc-about",), "rejected"),

@@ -117,7 +117,6 @@ async def test_state_survives_a_restart_and_holds_only_redacted_text(records_url
     records = RecordStore(url=records_url)
     await records.start()
     convs = Conversations(ConversationStore(records), idle_s=1800)
-    await convs.store.start()
     now = datetime.now(UTC)
     s = await convs.begin("conv-9", "C1", now)
     plan = _plan(s, "my email is [EMAIL], where is order 854?", "order_status")
@@ -127,7 +126,6 @@ async def test_state_survives_a_restart_and_holds_only_redacted_text(records_url
     records = RecordStore(url=records_url)  # a new process on the same database
     await records.start()
     convs = Conversations(ConversationStore(records), idle_s=1800)
-    await convs.store.start()
     again = await convs.begin("conv-9", "C1", now + timedelta(seconds=5))
     assert again.slots["order_id"] == "O0000854"
     assert again.turns[0].text.startswith("my email is [EMAIL]")
@@ -140,7 +138,6 @@ async def test_repeat_contacts_are_counted_per_issue_not_per_message(records_url
     records = RecordStore(url=records_url)
     await records.start()
     convs = Conversations(ConversationStore(records))
-    await convs.store.start()
     now = datetime.now(UTC)
     since = now - timedelta(days=14)
     s = begin(None, "", "C1", now, 1800)

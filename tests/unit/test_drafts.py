@@ -20,7 +20,6 @@ async def stores(records_url: str) -> AsyncIterator[tuple[RecordStore, DraftStor
     records = RecordStore(url=records_url)
     await records.start()
     drafts = DraftStore(records)
-    await drafts.start()
     yield records, drafts
     await records.close()
 
@@ -118,12 +117,10 @@ async def test_drafts_survive_a_restart(records_url: str) -> None:
     records = RecordStore(url=records_url)
     await records.start()
     drafts = DraftStore(records)
-    await drafts.start()
     await drafts.submit(_draft(1))
     await records.close()
     records = RecordStore(url=records_url)
     await records.start()
     drafts = DraftStore(records)
-    await drafts.start()
     assert (await drafts.review("d1", "a1", "accepted")).state == "accepted"
     await records.close()
