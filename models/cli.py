@@ -1,4 +1,4 @@
-"""Command-line glue: ``aftercare models build|eval`` and the default-model bootstrap.
+"""Command-line glue: ``aftercare models build|eval|ablate`` and the default-model bootstrap.
 
 ``register`` adds the two subcommands to an argparse subparsers object; each sets
 ``func(args) -> int``. ``python -m models.cli build|eval ...`` runs them standalone.
@@ -83,7 +83,7 @@ def finetune_config_from(args: argparse.Namespace) -> Any:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``build`` and ``eval`` to ``subparsers`` (from ArgumentParser.add_subparsers)."""
+    """Add ``build``, ``eval`` and ``ablate`` to ``subparsers`` (an argparse subparsers)."""
     build = subparsers.add_parser("build", help="build int8 embedder + intent classifier versions")
     build.add_argument(
         "--repository", type=Path, help="model repository (default models/repository)"
@@ -103,6 +103,21 @@ def register(subparsers: Any) -> None:
     )
     _add_common(evaluate)
     evaluate.set_defaults(func=_run_eval)
+
+    ablate = subparsers.add_parser(
+        "ablate", help="fine-tuning seeds, refit, soup, WiSE-FT, ensemble on a test CSV; JSON"
+    )
+    ablate.add_argument("--train", type=Path, required=True, help="training CSV")
+    ablate.add_argument("--test", type=Path, required=True, help="test CSV")
+    ablate.add_argument("--seeds", type=int, default=3, help="fine-tuning runs on one split")
+    ablate.add_argument(
+        "--refit-share", type=float, default=0.02,
+        help="held-out share of the refit run (0: no refit run)",
+    )
+    ablate.add_argument("--jobs", type=int, default=1, help="fine-tuning runs at once")
+    ablate.add_argument("--work", type=Path, help="run folders, reused when settings match")
+    _add_common(ablate)
+    ablate.set_defaults(func=_run_ablate)
 
 
 def _options(args: argparse.Namespace, repository: Path, intents: Path | None) -> Any:
@@ -163,6 +178,27 @@ def _run_eval(args: argparse.Namespace) -> int:
         options = _options(args, Path(tmp), args.train)
         result = evaluate(
             args.train, args.test, options, args.oos_label, args.holdout_intents
+        )
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def _run_ablate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from models.ablation import AblationPlan, ablate
+    from models.build import resolve_source
+    from models.intent_data import load_intents
+
+    options = _options(args, Path("unused"), args.train)
+    data = load_intents(args.train, args.text_col, args.label_col)
+    test = load_intents(args.test, args.text_col, args.label_col, min_labels=1)
+    plan = AblationPlan(seeds=args.seeds, refit_share=args.refit_share, jobs=args.jobs)
+    progress = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    with tempfile.TemporaryDirectory(prefix="aftercare-ablate-") as tmp:
+        work = args.work or Path(tmp)
+        result = ablate(
+            resolve_source(options), data, test, options.finetune_config, plan, work, progress
         )
     print(json.dumps(result, sort_keys=True))
     return 0

@@ -82,6 +82,9 @@ class FinetuneConfig:
     # (load ~4); the sync between threads starves when other jobs hold a core.
     threads: int = 1
     seed: int = 0
+    # The held-out split's seed (None: ``seed``). Fixing it while ``seed`` varies gives
+    # runs that differ only in batch order and the probe's start (models/ablation.py).
+    split_seed: int | None = None
     freeze_word_embeddings: bool = True
 
 
@@ -196,7 +199,8 @@ def finetune_encoder(
     names = sorted(set(labels))
     index = {label: i for i, label in enumerate(names)}
     y_all = np.array([index[label] for label in labels], dtype=np.int64)
-    train_rows, held_rows = stratified_split(list(labels), config.heldout_share, config.seed)
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    train_rows, held_rows = stratified_split(list(labels), config.heldout_share, split_seed)
     if len(held_rows) == 0:
         raise DataError("fine-tuning needs at least 2 rows for some label to hold out")
     encoder = _Encoder(source.path, config.max_length)
