@@ -23,6 +23,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from aftercare.v1 import admin_pb2, admin_pb2_grpc
+from models.cli import add_finetune_args
 from server.api.client import SERVER_HELP, fans_out, open_channel
 from server.errors import AftercareError, InvalidInput
 
@@ -116,6 +117,7 @@ def register(subparsers: Any) -> None:
     retrain.add_argument("--augment-copies", type=int, default=2)
     retrain.add_argument("--cosine-floor", type=float, default=0.98)
     retrain.add_argument("--seed", type=int, default=0)
+    add_finetune_args(retrain)
     retrain.set_defaults(func=_retrain)
 
 
@@ -258,7 +260,7 @@ def _active_classifier(server: str, name: str, timeout: float = 30.0) -> int:
 
 def _retrain(args: argparse.Namespace) -> int:
     from models.build import CLASSIFIER_NAME, BuildOptions
-    from models.cli import default_cache_dir
+    from models.cli import default_cache_dir, finetune_config_from
     from models.repository import ModelRepository
     from models.retrain import LabelledExample, retrain_classifier
     from server.config import load_config
@@ -281,6 +283,7 @@ def _retrain(args: argparse.Namespace) -> int:
         max_length=args.max_length, source=args.source,
         cache_dir=args.cache_dir or default_cache_dir(), augment_copies=args.augment_copies,
         seed=args.seed, cosine_floor=args.cosine_floor,
+        finetune=args.finetune, finetune_config=finetune_config_from(args),
     )
     repo = ModelRepository(options.repository)
     version = _active_classifier(args.server, CLASSIFIER_NAME) if args.server else 0
