@@ -292,4 +292,7 @@ def test_eval_reports_oos_and_json_last_line(
     assert 0.0 <= result["inscope_accuracy"] <= result["accuracy"] <= 1.0
     scores = result["oos_scores"]
     assert scores["chosen"] in ("max_prob", "margin", "centroid_cosine", "mahalanobis")
+    # The served figures name the score the build chose among those its graph computes.
+    assert result["oos_score"] == result["oos_score_choice"]["chosen"]
+    assert result["oos_score"] in result["oos_score_choice"]["among"]
     assert set(scores["test_curves"]) == {"max_prob", "margin", "centroid_cosine", "mahalanobis"}
