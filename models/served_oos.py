@@ -108,23 +108,20 @@ def choose_served_oos(
     model probabilities, embeddings), when it has any.
     """
     n_labels = len(labels)
-    choice = choose_score(
-        x,
-        y,
-        n_labels,
-        head,
-        seed,
-        heldout=None if assignment is None else assignment == 0,
-        kinds=GRAPH_OOS_SCORES,
-    )
+    # The rows `models eval`'s oos_scores report holds out too, so both choose alike.
+    if assignment is None:
+        heldout = stratified_folds([labels[k] for k in y.tolist()], 5, seed) == 0
+    else:
+        heldout = assignment == 0
+    choice = choose_score(x, y, n_labels, head, seed, heldout=heldout, kinds=GRAPH_OOS_SCORES)
     kind = str(choice["chosen"])
     centroids = None
     if kind == "centroid_cosine":
         directions = intent_directions(x, y, n_labels)
         centroids = np.ascontiguousarray(directions.T)
-        heldout = heldout_cosines(x, y, n_labels, folds)
+        scores = heldout_cosines(x, y, n_labels, folds)
     else:
-        heldout = probability_score(kind, heldout_probs)
+        scores = probability_score(kind, heldout_probs)
     record: dict[str, Any] = {"score": kind, "score_meaning": MEANING[kind], "choice": choice}
     if oos is not None:
         oos_probs, oos_x = oos
@@ -133,8 +130,8 @@ def choose_served_oos(
         else:
             oos_scores = cosine_score(oos_x, directions)
         threshold = best_threshold(
-            heldout.astype(np.float32), heldout_correct, oos_scores.astype(np.float32)
+            scores.astype(np.float32), heldout_correct, oos_scores.astype(np.float32)
         )
     else:
-        threshold = rejection_threshold(heldout.astype(np.float32), quantile)
-    return ServedOos(kind, centroids, threshold, heldout, record)
+        threshold = rejection_threshold(scores.astype(np.float32), quantile)
+    return ServedOos(kind, centroids, threshold, scores, record)

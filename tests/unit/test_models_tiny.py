@@ -295,4 +295,8 @@ def test_eval_reports_oos_and_json_last_line(
     # The served figures name the score the build chose among those its graph computes.
     assert result["oos_score"] == result["oos_score_choice"]["chosen"]
     assert result["oos_score"] in result["oos_score_choice"]["among"]
+    # Same rows, same head: the build's choice is the report's.
+    assert result["oos_score_choice"]["pseudo_oos_recall"] == pytest.approx(
+        scores["pseudo_oos_recall"]
+    )
     assert set(scores["test_curves"]) == {"max_prob", "margin", "centroid_cosine", "mahalanobis"}

@@ -32,7 +32,8 @@ def _served(x: np.ndarray, y: np.ndarray, quantile: float = 0.05) -> tuple[Serve
     folds = stratified_folds(names, cv.folds, 0)
     correct = cv.heldout_probs.argmax(axis=1) == cv.heldout_y
     served = choose_served_oos(x, y, labels, HEAD, 0, folds, cv.heldout_probs, correct, quantile)
-    choice = choose_score(x, y, len(labels), HEAD, 0, kinds=GRAPH_OOS_SCORES)
+    heldout = stratified_folds(names, 5, 0) == 0  # the rows eval's oos_scores holds out
+    choice = choose_score(x, y, len(labels), HEAD, 0, heldout=heldout, kinds=GRAPH_OOS_SCORES)
     return served, choice
 
 
