@@ -157,6 +157,8 @@ def append_oos_score(
     outputs = {o.name for o in graph.output}
     if PROBABILITIES_OUTPUT not in outputs or EMBEDDING_OUTPUT not in outputs:
         raise ModelBuildError("oos_score needs a classifier graph (embedding + probabilities)")
+    if OOS_SCORE_OUTPUT in outputs:
+        raise ModelBuildError(f"the graph already has an {OOS_SCORE_OUTPUT} output")
     opset = model_opset(out)
     if kind == "max_prob":
         graph.node.append(

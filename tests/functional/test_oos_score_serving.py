@@ -73,11 +73,13 @@ def repo(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     root = tmp_path_factory.mktemp("oos") / "repo"
     (root / EMBEDDER).mkdir(parents=True)
     (root / EMBEDDER / "1").symlink_to(emb.path.resolve())
-    # v1: the graph without `oos_score`, whatever the default build serves now.
+    # v1: the graph without `oos_score` (its output, nodes and constants), whatever
+    # the default build serves now.
     old = onnx.load(str(clf.model_path))
-    kept = [o for o in old.graph.output if o.name != "oos_score"]
-    del old.graph.output[:]
-    old.graph.output.extend(kept)
+    for field in (old.graph.output, old.graph.node, old.graph.initializer):
+        kept = [item for item in field if not item.name.startswith("oos")]
+        del field[:]
+        field.extend(kept)
     manifest = dict(clf.manifest)
     manifest["outputs"] = [o for o in manifest["outputs"] if o["name"] != "oos_score"]
     manifest["oos"] = {"rule": "out_of_scope when max(probabilities) < oos_threshold"}

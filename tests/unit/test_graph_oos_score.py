@@ -66,3 +66,5 @@ def test_graph_refuses_unknown_kind_and_missing_centroids() -> None:
         append_oos_score(model, "mahalanobis")
     with pytest.raises(ModelBuildError, match="needs centroids"):
         append_oos_score(model, "centroid_cosine")
+    with pytest.raises(ModelBuildError, match="already has"):
+        append_oos_score(append_oos_score(model, "max_prob"), "margin")
