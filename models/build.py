@@ -38,7 +38,7 @@ from models.encoder import (
     write_served_tokenizer,
 )
 from models.finetune import FinetuneConfig, finetune_encoder
-from models.graph import append_head
+from models.graph import append_head, append_oos_score
 from models.head import HeadConfig
 from models.intent_data import IntentData, default_intents_path, load_intents
 from models.publish import new_staging_dir, publish_version
@@ -175,7 +175,11 @@ def publish_classifier(
     """Merge the head onto the int8 embedder graph and publish ``intent-classifier``."""
     import onnx
 
-    merged = append_head(onnx.load(str(art.int8_path)), trained.layers)
+    merged = append_oos_score(
+        append_head(onnx.load(str(art.int8_path)), trained.layers),
+        trained.oos_score,
+        trained.centroids,
+    )
     with tempfile.TemporaryDirectory(prefix="aftercare-merge-") as tmp:
         merged_path = Path(tmp) / MODEL_FILE
         onnx.save(merged, str(merged_path))

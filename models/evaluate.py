@@ -5,8 +5,9 @@ int8 encoder, head chosen and calibrated on held-out folds of the training file 
 merge) into a temporary repository, and the published ``model.onnx`` is run with
 onnxruntime + tokenizers the way the server runs it. The same head on the fp32 encoder
 gives ``fp32_accuracy`` beside the int8 ``accuracy``. Test rows labelled with the
-out-of-scope label measure the threshold (``oos_recall``) and the whole trade-off
-(``oos_curve``); other out-of-scope scores are compared on the same rows
+out-of-scope label measure the served rule, the published graph's ``oos_score`` against
+its threshold (``oos_recall``; ``oos_score`` names the kind the build chose), and the
+whole trade-off (``oos_curve``); all out-of-scope scores are compared on the same rows
 (``oos_scores``, models/oos_scores.py). ``holdout_intents`` makes such rows from a set
 without an OOS label by removing that many seeded intents from training and relabelling
 their test rows.
@@ -104,7 +105,10 @@ def evaluate(
             trained = train_classifier(art, split.train, source_options, assignment, log)
             version = publish_classifier(repository, source, art, source_options, metrics, trained)
         model = OnnxTextModel(version.model_path, version.tokenizer_path, options.max_length)
-        probabilities = model.run(split.test_texts)["probabilities"]
+        served = model.run(split.test_texts)
+        probabilities = served["probabilities"]
+        # The served rule: the graph's oos_score (max(probabilities) for older graphs).
+        served_score = served.get("oos_score", probabilities.max(axis=1))
         fp32 = OnnxTextModel(art.fp32_path, art.tokenizer_path, options.max_length)
         fp32_probs = predict_proba(trained.layers, fp32.run(split.test_texts)["embedding"])
         scores = None
@@ -123,7 +127,6 @@ def evaluate(
     labels = trained.labels
     predicted = [labels[i] for i in probabilities.argmax(axis=1)]
     fp32_predicted = [labels[i] for i in fp32_probs.argmax(axis=1)]
-    max_prob = probabilities.max(axis=1)
     in_scope = [i for i, label in enumerate(split.test_labels) if label != oos_label]
     truth = [split.test_labels[i] for i in in_scope]
     guess = [predicted[i] for i in in_scope]
@@ -140,6 +143,8 @@ def evaluate(
         "per_class_f1": per_class_f1(truth, guess, scored_labels),
         "confusions": top_confusions(truth, guess),
         "oos_threshold": trained.threshold,
+        "oos_score": trained.oos_score,
+        "oos_score_choice": trained.oos.get("choice"),
         "oos_temperature": trained.oos["temperature"],
         "train_cv_accuracy": trained.training["cv_accuracy"],
         "train_cv_macro_f1": trained.training["cv_macro_f1"],
@@ -158,14 +163,14 @@ def evaluate(
     oos_rows = [i for i, label in enumerate(split.test_labels) if label == oos_label]
     if oos_rows:
         correct = np.array([predicted[i] == split.test_labels[i] for i in in_scope], dtype=bool)
-        scope_max = max_prob[np.array(in_scope, dtype=np.int64)]
-        oos_max = max_prob[np.array(oos_rows, dtype=np.int64)]
-        accepted = scope_max >= trained.threshold
+        scope_score = served_score[np.array(in_scope, dtype=np.int64)]
+        oos_score = served_score[np.array(oos_rows, dtype=np.int64)]
+        accepted = scope_score >= trained.threshold
         result["inscope_accuracy"] = float((accepted & correct).mean()) if in_scope else 0.0
         result["inscope_rejected"] = float(1.0 - accepted.mean()) if in_scope else 0.0
-        result["oos_recall"] = float((oos_max < trained.threshold).mean())
+        result["oos_recall"] = float((oos_score < trained.threshold).mean())
         result["oos_rows"] = len(oos_rows)
-        result["oos_curve"] = oos_curve(scope_max, correct, oos_max)
+        result["oos_curve"] = oos_curve(scope_score, correct, oos_score)
         result["oos_scores"] = scores
     result["seconds"] = time.perf_counter() - started
     return result

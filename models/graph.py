@@ -4,7 +4,10 @@ The encoder export ends at ``last_hidden_state`` [batch, seq, hidden]. ``append_
 adds attention-mask weighted mean pooling and L2 normalisation (the sentence-transformers
 recipe: mask sum clamped at 1e-9, norm clamped at 1e-12) and makes ``embedding`` the
 output. ``append_head`` adds dense layers (ReLU between them) and a softmax, producing
-``probabilities`` next to ``embedding``. Both work on opset >= 13 (axes as inputs).
+``probabilities`` next to ``embedding``. ``append_oos_score`` adds ``oos_score``
+[batch], higher = more in scope: the top probability, the margin of the two top ones, or
+the cosine of the unit embedding to the nearest intent centroid. All work on opset >= 13
+(axes as inputs; ReduceMax takes them as an input from opset 18).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from server.errors import ModelBuildError
 HIDDEN_OUTPUT = "last_hidden_state"
 EMBEDDING_OUTPUT = "embedding"
 PROBABILITIES_OUTPUT = "probabilities"
+OOS_SCORE_OUTPUT = "oos_score"
+# Out-of-scope scores the served graph computes (models/oos_scores.py compares more).
+GRAPH_OOS_SCORES = ("max_prob", "margin", "centroid_cosine")
 MASK_INPUT = "attention_mask"
 BATCH_DIM = "batch_size"
 
@@ -124,5 +130,68 @@ def append_head(model: onnx.ModelProto, layers: Sequence[Layer]) -> onnx.ModelPr
         helper.make_node("Softmax", [current], [PROBABILITIES_OUTPUT], "head/softmax", axis=-1)
     )
     graph.output.append(_output_info(PROBABILITIES_OUTPUT, int(layers[-1][0].shape[0])))
+    onnx.checker.check_model(out)
+    return out
+
+
+def _reduce_max_last(graph: onnx.GraphProto, opset: int, value: str, out: str) -> onnx.NodeProto:
+    """``max(value, axis=-1)`` without keeping the axis."""
+    if opset >= 18:
+        axes = _const(graph, f"{out}/axes", np.array([-1], dtype=np.int64))
+        return helper.make_node("ReduceMax", [value, axes], [out], f"{out}/max", keepdims=0)
+    return helper.make_node("ReduceMax", [value], [out], f"{out}/max", axes=[-1], keepdims=0)
+
+
+def append_oos_score(
+    model: onnx.ModelProto, kind: str, centroids: npt.NDArray[np.float32] | None = None
+) -> onnx.ModelProto:
+    """A copy of the classifier ``model`` with the ``oos_score`` output [batch].
+
+    ``max_prob``: max(probabilities); ``margin``: top minus second probability;
+    ``centroid_cosine``: max over intents of ``embedding @ centroids`` ([dim, n_intents],
+    unit columns; the embedding is already unit-norm).
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    outputs = {o.name for o in graph.output}
+    if PROBABILITIES_OUTPUT not in outputs or EMBEDDING_OUTPUT not in outputs:
+        raise ModelBuildError("oos_score needs a classifier graph (embedding + probabilities)")
+    if OOS_SCORE_OUTPUT in outputs:
+        raise ModelBuildError(f"the graph already has an {OOS_SCORE_OUTPUT} output")
+    opset = model_opset(out)
+    if kind == "max_prob":
+        graph.node.append(
+            _reduce_max_last(graph, opset, PROBABILITIES_OUTPUT, OOS_SCORE_OUTPUT)
+        )
+    elif kind == "margin":
+        k = _const(graph, "oos/k", np.array([2], dtype=np.int64))
+        first = _const(graph, "oos/first", np.array(0, dtype=np.int64))
+        second = _const(graph, "oos/second", np.array(1, dtype=np.int64))
+        graph.node.extend(
+            [
+                helper.make_node(
+                    "TopK", [PROBABILITIES_OUTPUT, k], ["oos/top", "oos/top_i"], "oos/topk"
+                ),
+                helper.make_node("Gather", ["oos/top", first], ["oos/p1"], "oos/p1", axis=1),
+                helper.make_node("Gather", ["oos/top", second], ["oos/p2"], "oos/p2", axis=1),
+                helper.make_node("Sub", ["oos/p1", "oos/p2"], [OOS_SCORE_OUTPUT], "oos/margin"),
+            ]
+        )
+    elif kind == "centroid_cosine":
+        if centroids is None or centroids.ndim != 2:
+            raise ModelBuildError("centroid_cosine needs centroids [dim, n_intents]")
+        c_name = _const(graph, "oos/centroids", centroids.astype(np.float32))
+        graph.node.extend(
+            [
+                helper.make_node("MatMul", [EMBEDDING_OUTPUT, c_name], ["oos/cos"], "oos/cos"),
+                _reduce_max_last(graph, opset, "oos/cos", OOS_SCORE_OUTPUT),
+            ]
+        )
+    else:
+        raise ModelBuildError(f"oos_score {kind!r} is not one of {GRAPH_OOS_SCORES}")
+    graph.output.append(
+        helper.make_tensor_value_info(OOS_SCORE_OUTPUT, TensorProto.FLOAT, [BATCH_DIM])
+    )
     onnx.checker.check_model(out)
     return out

@@ -7,7 +7,8 @@ Mahalanobis distance to the nearest intent mean under a shared, shrunk covarianc
 et al. 2018). The choice is made on the training file alone, by leaving groups of intents
 out of it as pseudo out-of-scope (each score's threshold rejects ``rejection`` of
 held-out in-scope rows, and the score that then rejects most left-out intents wins).
-The test split only reports the outcome. Nothing here changes the served graph.
+The test split only reports the outcome. The build serves the choice among the scores
+its graph computes (models/served_oos.py).
 """
 
 from __future__ import annotations
@@ -88,9 +89,11 @@ def choose_score(
     groups: int = 4,
     rejection: float = 0.05,
     heldout: npt.NDArray[np.bool_] | None = None,
+    kinds: Sequence[str] = SCORES,
 ) -> dict[str, Any]:
     """Leave each of ``groups`` seeded intent groups out in turn; mean pseudo-OOS recall
-    of every score at ``rejection`` of held-out in-scope rows, and the best score.
+    of every score at ``rejection`` of held-out in-scope rows, and the best of ``kinds``
+    (the first of ``kinds`` wins a tie).
 
     ``heldout`` marks the rows no encoder or head trained on (default: one of 5
     stratified folds); left-out intents are scored on those rows only.
@@ -122,15 +125,16 @@ def choose_score(
                 )
             )
     if not recalls["max_prob"]:
-        return {"rule": "too few intents or held-out rows to leave any out", "chosen": "max_prob"}
+        return {"rule": "too few intents or held-out rows to leave any out", "chosen": kinds[0]}
     mean = {kind: float(np.mean(values)) for kind, values in recalls.items()}
-    # max keeps the first of equal scores: the served max_prob wins a tie.
-    chosen = max(SCORES, key=lambda kind: round(mean[kind], 6))
+    # max keeps the first of equal scores: max_prob (first by default) wins a tie.
+    chosen = max(kinds, key=lambda kind: round(mean[kind], 6))
     return {
         "rule": f"mean recall of {groups} left-out intent groups at {rejection:g} held-out "
         "in-scope rejection, training file only",
         "groups_scored": len(recalls["max_prob"]),
         "pseudo_oos_recall": mean,
+        "among": list(kinds),
         "chosen": chosen,
     }
 

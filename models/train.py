@@ -2,7 +2,8 @@
 
 Embeds the training rows (plus typo'd copies), chooses the head on held-out folds
 (models/head_select.py), calibrates its temperature and out-of-scope threshold on the same
-held-out rows (models/calibrate.py) and fits the final head on every row.
+held-out rows (models/calibrate.py), chooses and calibrates the served out-of-scope
+score (models/served_oos.py) and fits the final head on every row.
 """
 
 from __future__ import annotations
@@ -16,13 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.augment import typo_copies
-from models.calibrate import (
-    best_threshold,
-    fit_temperature,
-    rejection_threshold,
-    scale_head,
-    scaled_probs,
-)
+from models.calibrate import fit_temperature, scale_head, scaled_probs
 from models.drift_reference import drift_reference
 from models.encoder import EncoderArtifacts
 from models.graph import Layer
@@ -30,6 +25,7 @@ from models.head import predict_proba, train_head
 from models.head_select import select_head
 from models.intent_data import IntentData
 from models.runtime import OnnxTextModel
+from models.served_oos import RULE, choose_served_oos, fold_assignment
 
 if TYPE_CHECKING:
     from models.build import BuildOptions
@@ -44,6 +40,8 @@ class TrainedClassifier:
     threshold: float
     training: dict[str, Any]
     oos: dict[str, Any]
+    oos_score: str = "max_prob"  # the graph's `oos_score` output (models/graph.py)
+    centroids: npt.NDArray[np.float32] | None = None  # [dim, n_intents], centroid_cosine
 
 
 def train_classifier(
@@ -88,6 +86,7 @@ def train_classifier(
     temperature = fit_temperature(cv.heldout_probs, cv.heldout_y)
     heldout = scaled_probs(cv.heldout_probs, temperature)
     heldout_max = heldout.max(axis=1)
+    folds = fold_assignment(row_labels, cv.folds, options.seed, assignment)
     heldout_correct = heldout.argmax(axis=1) == cv.heldout_y
     if chosen.augmented and sources:
         all_x = np.vstack([x, extra])
@@ -95,27 +94,34 @@ def train_classifier(
     else:
         all_x, all_y = x, y
     layers = scale_head(train_head(all_x, all_y, len(labels), chosen.head), temperature)
+    oos_examples = None
+    if oos_rows:
+        oos_x = embedder.run([data.texts[i] for i in oos_rows])["embedding"]
+        oos_examples = (predict_proba(layers, oos_x), oos_x)
+    served = choose_served_oos(
+        x, y, labels, chosen.head, options.seed, folds, heldout, heldout_correct,
+        options.oos_quantile, assignment, oos_examples,
+    )  # fmt: skip
+    threshold = served.threshold
+    progress(f"train: out-of-scope score {served.kind!r}, threshold {threshold:.4f}")
     oos: dict[str, Any] = {
-        "rule": "out_of_scope when max(probabilities) < oos_threshold",
+        "rule": RULE,
+        **served.record,
         "temperature": temperature,
         "temperature_method": "NLL of held-out in-scope rows, folded into the last layer",
     }
     if oos_rows:
-        oos_x = embedder.run([data.texts[i] for i in oos_rows])["embedding"]
-        oos_max = predict_proba(layers, oos_x).max(axis=1)
-        threshold = best_threshold(heldout_max, heldout_correct, oos_max)
         oos["method"] = (
             f"maximises held-out in-scope accuracy + recall of the {len(oos_rows)} "
             f"{options.oos_label!r} rows of the training file"
         )
     else:
-        threshold = rejection_threshold(heldout_max, options.oos_quantile)
         oos["method"] = (
-            f"quantile {options.oos_quantile} of temperature-scaled held-out in-scope "
-            f"max-probability ({cv.folds} fold(s) of the training file)"
+            f"quantile {options.oos_quantile} of held-out in-scope {served.kind} "
+            f"({cv.folds} fold(s) of the training file)"
         )
         oos["quantile"] = options.oos_quantile
-    oos["heldout_inscope_rejected"] = float((heldout_max < threshold).mean())
+    oos["heldout_inscope_rejected"] = float((served.heldout_scores < threshold).mean())
     training = {
         "rows": len(texts),
         "oos_rows": len(oos_rows),
@@ -140,8 +146,14 @@ def train_classifier(
         "seed": options.seed,
         # For drift monitoring (server/observability/drift.py): the served, temperature-
         # scaled probabilities are what live traffic is compared with.
-        "drift_reference": drift_reference(x, heldout_max, threshold),
+        "drift_reference": drift_reference(x, heldout_max, served.heldout_scores, threshold),
     }
     return TrainedClassifier(
-        layers=layers, labels=labels, threshold=threshold, training=training, oos=oos
+        layers=layers,
+        labels=labels,
+        threshold=threshold,
+        training=training,
+        oos=oos,
+        oos_score=served.kind,
+        centroids=served.centroids,
     )

@@ -19,6 +19,7 @@ from server.api.audit import actor_of
 from server.api.oip_tensors import (
     EMBEDDING,
     INTENT,
+    OOS_SCORE,
     PROBABILITIES,
     TEXT,
     decode_texts,
@@ -26,6 +27,7 @@ from server.api.oip_tensors import (
     requested_outputs,
 )
 from server.errors import InvalidInput, NotFound
+from server.inference.encoder import has_oos_score
 from server.inference.lifecycle import ModelLifecycle
 from server.inference.registry import ACTIVE, CLASSIFIER, EMBEDDER, ModelEntry, ModelRegistry
 from server.inference.service import InferenceService, deadline_from_timeout
@@ -103,6 +105,8 @@ class InferenceV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         if labels:
             outputs = [(PROBABILITIES, "FP32", [-1, len(labels)]), *outputs,
                        (INTENT, "BYTES", [-1])]
+            if has_oos_score(entry.model.manifest):
+                outputs.append((OOS_SCORE, "FP32", [-1]))
         return inputs, outputs
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest,
@@ -138,8 +142,8 @@ class InferenceV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
                          context: aio.ServicerContext) -> pb.ModelInferResponse:
         texts, raw = decode_texts(request)
         entry = self._entry(request.model_name, request.model_version)
-        labels = entry.model.manifest.get("labels", []) if entry.model else []
-        names = requested_outputs(request, labels)
+        manifest = entry.model.manifest if entry.model else {}
+        names = requested_outputs(request, manifest.get("labels", []), has_oos_score(manifest))
         result = await self._inference.infer_texts(
             entry.name, entry.version, texts, deadline_from_timeout(context.time_remaining()))
         return encode_outputs(result, names, raw, request.id)

@@ -22,6 +22,7 @@ TEXT = "TEXT"
 PROBABILITIES = "PROBABILITIES"
 EMBEDDING = "EMBEDDING"
 INTENT = "INTENT"
+OOS_SCORE = "OOS_SCORE"  # the classifier's `oos_score` [n], for versions that have it
 _LEN = 4  # bytes of a BYTES element's length prefix
 
 
@@ -84,12 +85,15 @@ def decode_texts(request: pb.ModelInferRequest) -> tuple[list[str], bool]:
     return texts, bool(raw)
 
 
-def output_names(labels: Sequence[str]) -> list[str]:
-    return [PROBABILITIES, EMBEDDING, INTENT] if labels else [EMBEDDING]
+def output_names(labels: Sequence[str], oos_score: bool = False) -> list[str]:
+    if not labels:
+        return [EMBEDDING]
+    return [PROBABILITIES, EMBEDDING, INTENT, *([OOS_SCORE] if oos_score else [])]
 
 
-def requested_outputs(request: pb.ModelInferRequest, labels: Sequence[str]) -> list[str]:
-    offered = output_names(labels)
+def requested_outputs(request: pb.ModelInferRequest, labels: Sequence[str],
+                      oos_score: bool = False) -> list[str]:
+    offered = output_names(labels, oos_score)
     names = [o.name for o in request.outputs] or offered
     unknown = [n for n in names if n not in offered]
     if unknown:
@@ -115,8 +119,10 @@ def encode_outputs(result: TextOutputs, names: Sequence[str], raw: bool,
             else:
                 tensor.contents.bytes_contents.extend(elements)
             continue
-        array = result.embeddings if name == EMBEDDING else result.probabilities
-        assert array is not None
+        array = {EMBEDDING: result.embeddings, PROBABILITIES: result.probabilities,
+                 OOS_SCORE: result.oos_scores}[name]
+        if array is None:
+            raise InvalidInput(f"{result.name}/{result.version} has no output {name}")
         if name == PROBABILITIES:
             tensor.parameters["labels"].string_param = json.dumps(result.labels)
         tensor.datatype = "FP32"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -26,6 +27,20 @@ from server.inference.tokenizer import Encoded, TextTokenizer
 _MAX_PAD_WASTE = 0.25
 
 Row = tuple[np.ndarray, ...]  # one row of each requested output, for one text
+# A classifier row is (probabilities, [oos_score,] embedding): embedding always last.
+OOS_SCORE = "oos_score"
+
+
+def row_oos_score(row: Row) -> float:
+    """The served out-of-scope score of a classifier row, higher = more in scope: the
+    graph's `oos_score` when the version has one, else max(probabilities) (versions
+    built before the output existed)."""
+    return float(row[1]) if len(row) > 2 else float(np.max(row[0]))
+
+
+def has_oos_score(manifest: Mapping[str, Any]) -> bool:
+    """Whether the version's manifest declares the `oos_score` graph output."""
+    return any(o.get("name") == OOS_SCORE for o in manifest.get("outputs", []) or [])
 
 
 def length_groups(lengths: Sequence[int], max_waste: float = _MAX_PAD_WASTE) -> list[list[int]]:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from models.repository import ModelRepository, ModelVersion
 from server.config import BatcherConfig, ModelsConfig
 from server.errors import AftercareError, Conflict, InvalidInput, NotFound
 from server.inference.batcher import BatchObserver
-from server.inference.encoder import EncoderModel
+from server.inference.encoder import OOS_SCORE, EncoderModel, has_oos_score
 from server.inference.registry import ACTIVE, CLASSIFIER, EMBEDDER, ModelEntry, ModelRegistry
 from server.inference.rss import trim_heap
 
@@ -73,10 +73,15 @@ def role_of(version: ModelVersion) -> str:
     return CLASSIFIER if version.labels else EMBEDDER
 
 
-def outputs_for(role: str) -> list[str]:
+def outputs_for(role: str, manifest: Mapping[str, Any] | None = None) -> list[str]:
     # The classifier's embedding output comes along for free (one encoder pass):
-    # Respond searches with it when the encoder is the embedder's.
-    return ["probabilities", "embedding"] if role == CLASSIFIER else ["embedding"]
+    # Respond searches with it when the encoder is the embedder's. `oos_score` only
+    # where the version has it (older versions fall back to max(probabilities)).
+    if role != CLASSIFIER:
+        return ["embedding"]
+    if manifest is not None and has_oos_score(manifest):
+        return ["probabilities", OOS_SCORE, "embedding"]
+    return ["probabilities", "embedding"]
 
 
 def check_outputs(model: EncoderModel, role: str) -> None:
@@ -100,6 +105,22 @@ def check_outputs(model: EncoderModel, role: str) -> None:
                                f"{probabilities.shape} for {len(labels)} labels")
             if not np.isfinite(probabilities).all() or abs(float(probabilities.sum()) - 1) > 1e-3:
                 raise Conflict(f"{model.model_version}: probabilities do not sum to 1")
+            if len(row) > 2:
+                _check_oos_score(model, row[1], probabilities)
+
+
+def _check_oos_score(model: EncoderModel, score: np.ndarray, probabilities: np.ndarray
+                     ) -> None:
+    """`oos_score` is one finite value in its kind's range (the top probability itself
+    for max_prob), or the threshold in the manifest means nothing."""
+    kind = (model.manifest.get("oos") or {}).get("score", "")
+    value = float(score) if score.shape == () else float("nan")
+    low, high = (-1.0, 1.0) if kind == "centroid_cosine" else (0.0, 1.0)
+    if not low - 1e-4 <= value <= high + 1e-4:
+        raise Conflict(f"{model.model_version}: oos_score {value} (shape {score.shape}) is "
+                       f"not a {kind or 'score'} in [{low:g}, {high:g}]")
+    if kind == "max_prob" and abs(value - float(probabilities.max())) > 1e-5:
+        raise Conflict(f"{model.model_version}: oos_score {value} is not max(probabilities)")
 
 
 class ModelLifecycle:
@@ -152,7 +173,7 @@ class ModelLifecycle:
             version.verify()
         observer = self._observers(version.name, version.version) if self._observers else None
         model = EncoderModel(version, self._models, self._batchers[role], self._executor,
-                             outputs_for(role), observer)
+                             outputs_for(role, version.manifest), observer)
         check_outputs(model, role)
         model.warm_up()
         return model

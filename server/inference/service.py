@@ -15,7 +15,7 @@ import numpy as np
 
 from server.config import ModelsConfig
 from server.errors import AftercareError, DeadlineExceeded, InvalidInput, Overloaded, short
-from server.inference.encoder import EncoderModel, Row
+from server.inference.encoder import EncoderModel, Row, row_oos_score
 from server.inference.registry import CLASSIFIER, EMBEDDER, ModelRegistry
 from server.inference.traffic import Route, TrafficRouter
 
@@ -40,6 +40,9 @@ class Classification(msgspec.Struct, frozen=True):
     # embedder's (same encoder_sha256): callers can search with it, no second pass.
     embedding: np.ndarray | None = None
     shadow_version: str = ""  # "<name>/<version>" that also ran on this text, if any
+    # What out_of_scope compares with threshold (higher = more in scope): the version's
+    # `oos_score` output, or max(probabilities) for versions without one.
+    oos_score: float = 0.0
 
     @property
     def intent(self) -> str:
@@ -61,6 +64,7 @@ class TextOutputs(msgspec.Struct, frozen=True):
     labels: list[str]  # [] for an embedder
     probabilities: np.ndarray | None  # float32 [n, len(labels)], classifiers only
     embeddings: np.ndarray  # float32 [n, dim]
+    oos_scores: np.ndarray | None = None  # float32 [n], classifiers with `oos_score` only
 
 
 class Embeddings(msgspec.Struct, frozen=True):
@@ -116,7 +120,7 @@ class InferenceService:
             self._observe(clf, started, ok=True)
             result = self._classification(clf, row, top_k)
             for hook in self.on_classified:  # drift monitoring
-                hook(clf, row[0], result.out_of_scope, row[1] if len(row) > 1 else None)
+                hook(clf, row[0], result.out_of_scope, row[-1] if len(row) > 1 else None)
         if route.shadow and self.traffic is not None:
             self.traffic.shadow(clf.name, route, text, label_of(result), clf.version)
             if route.shadow != clf.version:
@@ -136,12 +140,14 @@ class InferenceService:
         k = min(top_k or DEFAULT_TOP_K, len(labels))
         order = np.argsort(-probabilities)[:k]
         intents = [IntentScore(labels[i], float(probabilities[i])) for i in order]
+        score = row_oos_score(row)
         return Classification(
             intents=intents,
-            out_of_scope=float(probabilities[order[0]]) < threshold,
+            out_of_scope=score < threshold,
             model_version=clf.model_version,
             threshold=threshold,
-            embedding=row[1] if len(row) > 1 and self._same_encoder(clf) else None,
+            embedding=row[-1] if len(row) > 1 and self._same_encoder(clf) else None,
+            oos_score=score,
         )
 
     async def run_shadow(self, name: str, version: int, text: str) -> str | np.ndarray:
@@ -231,7 +237,10 @@ class InferenceService:
             labels = list(model.manifest.get("labels", []))
             probabilities = np.stack([r[0] for r in rows]).astype(np.float32) if labels else None
             embeddings = np.stack([r[-1] for r in rows]).astype(np.float32, copy=False)
-            return TextOutputs(model.name, model.version, labels, probabilities, embeddings)
+            scores = (np.array([r[1] for r in rows], dtype=np.float32)
+                      if labels and len(rows[0]) > 2 else None)
+            return TextOutputs(model.name, model.version, labels, probabilities, embeddings,
+                               scores)
 
     def embedder_version(self) -> str:
         return self.registry.get(EMBEDDER).model_version

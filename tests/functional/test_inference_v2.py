@@ -18,6 +18,7 @@ from aftercare.inference.v2 import grpc_service_pb2 as pb
 from aftercare.inference.v2 import grpc_service_pb2_grpc as pb_grpc
 from aftercare.v1 import support_pb2, support_pb2_grpc
 from server.api.oip_tensors import join_bytes
+from server.inference.encoder import has_oos_score
 from tests.functional.harness import ServerThread
 
 TEXTS = ["where is my order A10023?", "I want to return these shoes",
@@ -44,7 +45,11 @@ def test_tritonclient_works_unchanged(lifecycle_server: ServerThread,
     meta = got["metadata"]["intent-classifier"]
     assert meta["inputs"] == [{"name": "TEXT", "datatype": "BYTES", "shape": ["-1"]}]
     labels = got["labels"]
-    assert [o["name"] for o in meta["outputs"]] == ["PROBABILITIES", "EMBEDDING", "INTENT"]
+    # OOS_SCORE only for a version built with the `oos_score` graph output.
+    served = lifecycle_server.app.registry.get("classifier")  # type: ignore[union-attr]
+    extra = ["OOS_SCORE"] if has_oos_score(served.manifest) else []
+    assert [o["name"] for o in meta["outputs"]] == ["PROBABILITIES", "EMBEDDING", "INTENT",
+                                                    *extra]
     assert meta["outputs"][0]["shape"] == ["-1", str(len(labels))]
     assert got["metadata"]["minilm-embedder"]["outputs"] == [
         {"name": "EMBEDDING", "datatype": "FP32", "shape": ["-1", "384"]}]

@@ -79,9 +79,11 @@ def test_build_time_reference_feeds_the_monitor() -> None:
     from models.drift_reference import drift_reference
 
     emb = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
-    ref = drift_reference(emb, np.array([0.9, 0.8, 0.3, 0.7]), threshold=0.5)
+    # The out-of-scope rate is that of the served `oos_score`, not of the top probability.
+    ref = drift_reference(emb, np.array([0.9, 0.8, 0.3, 0.7]), np.array([0.9, 0.4, 0.3, 0.7]),
+                          threshold=0.5)
     assert ref["mean_top_probability"] == pytest.approx(0.675)
-    assert ref["oos_rate"] == pytest.approx(0.25)
+    assert ref["oos_rate"] == pytest.approx(0.5)
     assert ref["embedding_centroid"] == [0.5, 0.5]
     mon = DriftMonitor(10, DriftThresholds(min_samples=1), evaluate_every=1000)
     mon.record("clf", 3, manifest(ref), onehot(0, 0.7), False, np.array([0.6, 0.8]))

@@ -116,7 +116,7 @@ def test_finetuned_build_keeps_graph_outputs(tiny: Path) -> None:
         out = OnnxTextModel(version.model_path, version.tokenizer_path, 32).run(
             [t for t, _ in held]
         )
-        assert set(out) == {"embedding", "probabilities"}
+        assert set(out) == {"embedding", "probabilities", "oos_score"}
         assert out["probabilities"].shape == (len(held), len(KEYWORDS))
         guess = [version.labels[i] for i in out["probabilities"].argmax(axis=1)]
         correct[version.version] = sum(g == y for g, (_, y) in zip(guess, held, strict=True))

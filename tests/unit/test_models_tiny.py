@@ -19,7 +19,7 @@ import onnx
 import pytest
 
 from models.build import CLASSIFIER_NAME, EMBEDDER_NAME, BuildOptions, build_models
-from models.repository import ModelRepository, sha256_file
+from models.repository import ModelRepository, ModelVersion, sha256_file
 from models.runtime import OnnxTextModel
 
 WORDS = [
@@ -166,8 +166,29 @@ def test_layout_and_manifest(built: dict[str, object]) -> None:
     assert classifier["training"]["rows"] == 24
     assert classifier["training"]["label_counts"] == {k: 8 for k in ROWS}
     assert classifier["training"]["text_col"] == "utterance"
-    assert [o["name"] for o in classifier["outputs"]] == ["embedding", "probabilities"]
+    assert [o["name"] for o in classifier["outputs"]] == [
+        "embedding",
+        "probabilities",
+        "oos_score",
+    ]
     assert classifier["outputs"][1]["shape"] == ["batch_size", 3]
+    assert classifier["outputs"][2]["shape"] == ["batch_size"]
+    oos = classifier["oos"]
+    assert oos["rule"] == "out_of_scope when oos_score < oos_threshold"
+    assert oos["score"] == oos["choice"]["chosen"] in ("max_prob", "margin", "centroid_cosine")
+    assert set(oos["choice"]["pseudo_oos_recall"]) >= {"max_prob", "centroid_cosine"}
+    # The threshold rejects about the configured quantile of held-out in-scope rows.
+    assert oos["quantile"] == 0.05
+    assert oos["heldout_inscope_rejected"] <= 0.05 + 1 / 24
+
+
+def weights_of(version: ModelVersion) -> dict[str, np.ndarray]:
+    """The head's and the out-of-scope score's constants stored in the graph."""
+    return {
+        init.name: onnx.numpy_helper.to_array(init)
+        for init in onnx.load(str(version.model_path)).graph.initializer
+        if init.name.startswith(("head/", "oos/"))
+    }
 
 
 def test_merged_graph_matches_embedder_and_numpy_head(built: dict[str, object]) -> None:
@@ -184,15 +205,19 @@ def test_merged_graph_matches_embedder_and_numpy_head(built: dict[str, object]) 
     probs = merged["probabilities"]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     # Reference: the head weights stored in the graph applied in numpy.
-    weights = {
-        init.name: onnx.numpy_helper.to_array(init)
-        for init in onnx.load(str(classifier.model_path)).graph.initializer
-        if init.name.startswith("head/")
-    }
+    weights = weights_of(classifier)
     logits = merged["embedding"] @ weights["head/w0"].T + weights["head/b0"]
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(probs, expected, atol=1e-5)
+    # The served out-of-scope score, by the kind the manifest names.
+    kind = classifier.manifest["oos"]["score"]
+    if kind == "centroid_cosine":
+        want = (merged["embedding"] @ weights_of(classifier)["oos/centroids"]).max(axis=1)
+    else:
+        top = np.sort(probs, axis=1)
+        want = top[:, -1] - (top[:, -2] if kind == "margin" else 0.0)
+    np.testing.assert_allclose(merged["oos_score"], want, atol=1e-5)
 
 
 def test_pooling_matches_torch_reference(built: dict[str, object]) -> None:
@@ -267,4 +292,11 @@ def test_eval_reports_oos_and_json_last_line(
     assert 0.0 <= result["inscope_accuracy"] <= result["accuracy"] <= 1.0
     scores = result["oos_scores"]
     assert scores["chosen"] in ("max_prob", "margin", "centroid_cosine", "mahalanobis")
+    # The served figures name the score the build chose among those its graph computes.
+    assert result["oos_score"] == result["oos_score_choice"]["chosen"]
+    assert result["oos_score"] in result["oos_score_choice"]["among"]
+    # Same rows, same head: the build's choice is the report's.
+    assert result["oos_score_choice"]["pseudo_oos_recall"] == pytest.approx(
+        scores["pseudo_oos_recall"]
+    )
     assert set(scores["test_curves"]) == {"max_prob", "margin", "centroid_cosine", "mahalanobis"}
