@@ -55,15 +55,19 @@ def _rows(seed: int, per_intent: int) -> list[tuple[str, str]]:
     return rows
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("finetune")
+def write_tiny_set(root: Path) -> Path:
+    """The tiny BERT at ``root/bert`` and the keyword set at ``root/train.csv``."""
     _write_tiny_bert(root / "bert")
     with (root / "train.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "intent"])
         writer.writerows(_rows(0, 32))
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_set(tmp_path_factory.mktemp("finetune"))
 
 
 def test_finetune_improves_heldout_accuracy(tiny: Path) -> None:

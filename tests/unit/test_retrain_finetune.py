@@ -7,7 +7,6 @@ rows, and record both the fine-tuning and the retrain figures in its manifest.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 
 import pytest
@@ -16,18 +15,12 @@ from models.build import CLASSIFIER_NAME, BuildOptions, build_models
 from models.repository import ModelRepository
 from models.retrain import LabelledExample, retrain_classifier
 from server.cli import build_parser
-from tests.unit.test_models_finetune import CONFIG, _rows
-from tests.unit.test_models_tiny import _write_tiny_bert
+from tests.unit.test_models_finetune import CONFIG, _rows, write_tiny_set
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> BuildOptions:
-    root = tmp_path_factory.mktemp("retrain-ft")
-    _write_tiny_bert(root / "bert")
-    with (root / "train.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "intent"])
-        writer.writerows(_rows(0, 32))
+    root = write_tiny_set(tmp_path_factory.mktemp("retrain-ft"))
     options = BuildOptions(
         repository=root / "repo", intents=root / "train.csv", source=root / "bert",
         cache_dir=root / "cache", cosine_floor=0.9, short_cosine_floor=0.9, max_length=32,
