@@ -29,6 +29,27 @@ REJECTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 SHRINKAGE = 0.05  # of the mean variance, added to the covariance's diagonal
 
 
+def intent_directions(x: FloatArray, y: IntArray, n_labels: int) -> FloatArray:
+    """Unit per-intent mean of ``x`` [n_labels, dim]; zero for an intent without rows."""
+    sums = np.zeros((n_labels, x.shape[1]))
+    np.add.at(sums, y, x.astype(np.float64))
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return np.asarray(np.where(norms > 0, sums / np.clip(norms, 1e-12, None), 0.0), np.float32)
+
+
+def probability_score(kind: str, probs: FloatArray) -> npt.NDArray[np.float64]:
+    """``max_prob`` (top probability) or ``margin`` (top minus second) per row."""
+    if kind == "max_prob":
+        return probs.max(axis=1).astype(np.float64)
+    top = np.sort(probs, axis=1)
+    return (top[:, -1] - top[:, -2]).astype(np.float64)
+
+
+def cosine_score(x: FloatArray, directions: FloatArray) -> npt.NDArray[np.float64]:
+    """Max cosine of unit rows ``x`` to ``directions`` (what the graph's MatMul computes)."""
+    return np.asarray((x.astype(np.float64) @ directions.T.astype(np.float64)).max(axis=1))
+
+
 class _Fitted:
     """A head and per-intent statistics fitted on in-scope rows; scores: higher = in scope."""
 
@@ -44,24 +65,18 @@ class _Fitted:
         cov = centred.T @ centred / len(x64)
         cov += SHRINKAGE * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
         self.precision = np.linalg.inv(cov)
-        norms = np.linalg.norm(self.means, axis=1, keepdims=True)
-        self.directions = np.where(
-            counts[:, None] > 0, self.means / np.clip(norms, 1e-12, None), 0.0
-        )
+        self.directions = intent_directions(x, y, n_labels)
 
     def probs(self, x: FloatArray) -> FloatArray:
         return predict_proba(self.layers, x)
 
     def score(self, kind: str, x: FloatArray, probs: FloatArray) -> npt.NDArray[np.float64]:
-        if kind == "max_prob":
-            return probs.max(axis=1).astype(np.float64)
-        if kind == "margin":
-            top = np.sort(probs, axis=1)
-            return (top[:, -1] - top[:, -2]).astype(np.float64)
+        if kind in ("max_prob", "margin"):
+            return probability_score(kind, probs)
         x64 = x.astype(np.float64)
         if kind == "centroid_cosine":
             unit = x64 / np.clip(np.linalg.norm(x64, axis=1, keepdims=True), 1e-12, None)
-            return np.asarray((unit @ self.directions.T).max(axis=1))
+            return cosine_score(unit, self.directions)
         if kind == "mahalanobis":
             # (x - m)' P (x - m) = x'Px - 2 m'Px + m'Pm, for all means at once.
             px = x64 @ self.precision

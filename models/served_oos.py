@@ -24,7 +24,12 @@ from models.calibrate import best_threshold, rejection_threshold
 from models.graph import GRAPH_OOS_SCORES
 from models.head import HeadConfig
 from models.metrics import stratified_folds
-from models.oos_scores import choose_score
+from models.oos_scores import (
+    choose_score,
+    cosine_score,
+    intent_directions,
+    probability_score,
+)
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -45,26 +50,6 @@ class ServedOos:
     threshold: float
     heldout_scores: npt.NDArray[np.float64]  # held-out in-scope rows, row order
     record: dict[str, Any]
-
-
-def intent_directions(x: FloatArray, y: IntArray, n_labels: int) -> FloatArray:
-    """Unit per-intent mean of ``x`` [n_labels, dim]; zero for an intent without rows."""
-    sums = np.zeros((n_labels, x.shape[1]))
-    np.add.at(sums, y, x.astype(np.float64))
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return np.asarray(np.where(norms > 0, sums / np.clip(norms, 1e-12, None), 0.0), np.float32)
-
-
-def probability_score(kind: str, probs: FloatArray) -> npt.NDArray[np.float64]:
-    if kind == "max_prob":
-        return probs.max(axis=1).astype(np.float64)
-    top = np.sort(probs, axis=1)
-    return (top[:, -1] - top[:, -2]).astype(np.float64)
-
-
-def cosine_score(x: FloatArray, directions: FloatArray) -> npt.NDArray[np.float64]:
-    """Max cosine of unit rows ``x`` to ``directions`` (what the graph's MatMul computes)."""
-    return np.asarray((x.astype(np.float64) @ directions.T.astype(np.float64)).max(axis=1))
 
 
 def fold_assignment(

@@ -10,8 +10,8 @@ from models.calibrate import best_threshold, rejection_threshold
 from models.graph import GRAPH_OOS_SCORES
 from models.head import HeadConfig, cross_validate, predict_proba
 from models.metrics import stratified_folds
-from models.oos_scores import choose_score
-from models.served_oos import ServedOos, choose_served_oos, heldout_cosines, intent_directions
+from models.oos_scores import choose_score, intent_directions
+from models.served_oos import ServedOos, choose_served_oos, heldout_cosines
 
 HEAD = HeadConfig(kind="linear", l2=1e-3)
 
