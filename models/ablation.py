@@ -146,9 +146,9 @@ class _Scorer:
 
     def __init__(self, source: EncoderSource, data: IntentData, test: IntentData,
                  held_rows: npt.NDArray[np.int64], max_length: int) -> None:
-        from models.finetune import _Encoder
+        from models.finetune import TorchEncoder
 
-        self.encoder = _Encoder(source.path, max_length)
+        self.encoder = TorchEncoder(source.path, max_length)
         self.original = {k: v.clone() for k, v in self.encoder.model.state_dict().items()}
         self.names = sorted(set(data.labels))
         index = {label: i for i, label in enumerate(self.names)}

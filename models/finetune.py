@@ -117,7 +117,7 @@ def _supcon(emb: Any, y: Any, temperature: float) -> Any:
     return -per_row[has].mean()
 
 
-class _Encoder:
+class TorchEncoder:
     """MiniLM + mean pooling + L2 normalisation in torch, mirroring the exported graph."""
 
     def __init__(self, path: Path, max_length: int) -> None:
@@ -203,7 +203,7 @@ def finetune_encoder(
     train_rows, held_rows = stratified_split(list(labels), config.heldout_share, split_seed)
     if len(held_rows) == 0:
         raise DataError("fine-tuning needs at least 2 rows for some label to hold out")
-    encoder = _Encoder(source.path, config.max_length)
+    encoder = TorchEncoder(source.path, config.max_length)
     train_texts = [texts[i] for i in train_rows]
     held_texts = [texts[i] for i in held_rows]
     y_train = torch.from_numpy(y_all[train_rows])
